@@ -1,0 +1,33 @@
+# hpogrid: the two commands a fresh machine needs.
+#   make demo   install, then run an HPO campaign end to end (embedded) and print the best point
+#   make test   install with the test extras, then run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= all
+export HPOGRID_DEMO_HOME ?= $(CURDIR)/.hpogrid-demo
+
+.PHONY: demo test install venv clean bench
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+
+venv: $(BIN)/uv
+
+install: venv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[$(EXTRAS)]'
+
+test: venv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[$(EXTRAS),test]'
+	bash tests/setup_system.sh
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: install
+	bash examples/demo.sh
+
+bench: install
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .hpogrid-demo build *.egg-info
