@@ -1,0 +1,81 @@
+"""Where hpogrid keeps things: configs, projects and campaigns under ``$HPOGRID_HOME``.
+
+Never inside site-packages (hpogrid 1.x stored user data there and lost it on every reinstall).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+__all__ = ["home", "configs_dir", "projects_dir", "project_dir", "registry_path", "validate_name",
+           "atomic_write_text", "atomic_write_json", "read_json", "CONFIG_KINDS"]
+
+CONFIG_KINDS = ("hpo", "grid", "model", "search_space")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def home() -> Path:
+    """``$HPOGRID_HOME``, default ``~/.hpogrid``."""
+    value = os.environ.get("HPOGRID_HOME")
+    return Path(value).expanduser() if value else Path.home() / ".hpogrid"
+
+
+def configs_dir(kind: str) -> Path:
+    return home() / "configs" / kind
+
+
+def projects_dir() -> Path:
+    return home() / "projects"
+
+
+def project_dir(name: str) -> Path:
+    return projects_dir() / validate_name(name, "project")
+
+
+def registry_path() -> Path:
+    return home() / "campaigns.db"
+
+
+def validate_name(name: Any, what: str = "name") -> str:
+    """A name that is safe as one path component: letters, digits, ``_ . -``; no ``/``, no ``..``."""
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"{what} name must not be empty")
+    if len(name) > 100:
+        raise UsageError(f"{what} name must be at most 100 characters, got {len(name)}")
+    if ".." in name or not _NAME.match(name):
+        raise UsageError(
+            f"invalid {what} name {name!r}: use letters, digits, '_', '.', '-' (no '/', no '..', no spaces)"
+        )
+    return name
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write then rename, so a reader (or a crash) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
