@@ -1,0 +1,58 @@
+"""The backend contract: where a campaign's rounds and jobs run.
+
+A backend's public methods keep the books in the campaign store (``hpogrid.client.store``);
+subclasses fill small hooks. ``submit_idds`` picks a backend by name (``--backend`` or the grid
+config's ``backend``); ``tasks`` and ``report`` act on a campaign through the backend that ran it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..store import Store
+
+__all__ = ["SubmitOptions", "BaseBackend"]
+
+
+@dataclass
+class SubmitOptions:
+    """What ``submit_idds`` lets a user set beside the project's configs (phpo's knobs)."""
+
+    n_points_per_iteration: int | None = None  # points per steering round (phpo: nPointsPerIteration)
+    min_unevaluated_points: int | None = None  # start a round when fewer are waiting (minUnevaluatedPoints)
+    max_attempts: int | None = None  # attempts per point before it is failed (PanDA: 5)
+    timeout: float | None = None  # per-job time limit, seconds
+    site: list[str] | None = None
+    steering_command: str | None = None  # a user's own steeringExec (placeholders %IN %OUT ...)
+    ray_address: str | None = None
+    seed: int | None = None
+    detach: bool = False
+    dry_run: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BaseBackend(ABC):
+    """One way of running campaigns. Instances are cheap; state lives in the store."""
+
+    name: str = ""
+
+    @abstractmethod
+    def submit(self, project_name: str, options: SubmitOptions) -> Store:
+        """Start a new campaign of the project; returns its (registered) store.
+
+        Called once per ``submit_idds``. Attached backends run to the end before returning;
+        with ``options.detach`` they return as soon as the campaign runs in the background.
+        """
+
+    @abstractmethod
+    def resume(self, store: Store, options: SubmitOptions) -> Store:
+        """Continue a campaign to its budget, re-running only what had not finished."""
+
+    @abstractmethod
+    def kill(self, store: Store) -> None:
+        """Stop a campaign: running jobs are ended and recorded, the campaign is marked killed."""
+
+    def refresh(self, store: Store) -> None:
+        """Bring the store up to date with the remote side (grid backends); local ones have nothing to do."""
