@@ -1,0 +1,379 @@
+"""Load a project's results into one table, whatever backend wrote them.
+
+Every source (``local_run``, embedded ``submit_idds``, grid campaigns) writes the same campaign
+store (``hpogrid.client.store``), so one loader reads them all: one row per point, the same
+columns for every source. Grid campaigns are brought up to date first through their backend's
+``refresh``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fnmatch
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from .. import campaigns, projects
+from ..errors import HpogridError, NotFoundError, UsageError
+from ..store import Store, registered
+from ._deps import require
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["Results", "NoResultsError", "FIXED_COLUMNS", "STATUS_ORDER", "select_campaigns", "load",
+           "load_stores", "parse_range"]
+
+# Columns every report has, around the hyperparameters (which go between ``status`` and ``metric``).
+LEAD_COLUMNS = ("campaign", "point", "backend", "status")
+TAIL_COLUMNS = ("metric", "loss", "attempts", "site", "host", "started", "ended", "duration_s", "iterations",
+                "message")
+FIXED_COLUMNS = LEAD_COLUMNS + TAIL_COLUMNS
+STATUS_ORDER = {"finished": 0, "failed": 1, "running": 2, "proposed": 3}
+
+
+class NoResultsError(HpogridError):
+    """The selection holds nothing to report (no campaign, no point, nothing finished to plot)."""
+
+
+@dataclass
+class Results:
+    """A project's results: one row per point in ``frame``, best first.
+
+    ``frame`` columns: ``campaign, point, backend, status, <one per hyperparameter>, metric, loss,
+    attempts, site, host, started, ended (epoch seconds), duration_s, iterations, message``, plus
+    ``reports`` (the per-iteration results, for MLflow) and ``order`` (evaluation order).
+    ``metric`` is the user's metric (``metric_name``, better when ``mode`` says so); ``loss`` is
+    what the steering minimised. Finished points come first sorted by the metric (best first),
+    then failed, running and waiting ones.
+    """
+
+    project: str
+    metric_name: str
+    mode: str
+    params: list[str]
+    param_columns: dict[str, str]
+    categorical: set[str]
+    campaigns: list[dict[str, Any]]
+    frame: "pd.DataFrame"
+    notes: list[str] = field(default_factory=list)
+
+    # ---- views ------------------------------------------------------------------------
+    @property
+    def columns(self) -> list[str]:
+        """The columns of the CSV/JSON files, in order."""
+        return [*LEAD_COLUMNS, *(self.param_columns[p] for p in self.params), *TAIL_COLUMNS]
+
+    @property
+    def finished(self) -> "pd.DataFrame":
+        return self.frame[self.frame["status"] == "finished"]
+
+    @property
+    def failed(self) -> "pd.DataFrame":
+        return self.frame[self.frame["status"] == "failed"]
+
+    @property
+    def rated(self) -> "pd.DataFrame":
+        """Finished points that have a metric (a non-finite loss is stored as missing)."""
+        f = self.finished
+        return f[f["metric"].notna()]
+
+    def best(self) -> dict[str, Any] | None:
+        rated = self.rated
+        return None if rated.empty else rated.iloc[0].to_dict()
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUS_ORDER, 0)
+        for status, n in self.frame["status"].value_counts().items():
+            out[str(status)] = int(n)
+        return out
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether metric ``a`` is better than ``b`` under the mode."""
+        return a < b if self.mode == "min" else a > b
+
+    def wall_time(self) -> float | None:
+        """Seconds from each campaign's start to its end (or to its last result), summed."""
+        total, any_ = 0.0, False
+        for c in self.campaigns:
+            pts = self.frame[self.frame["campaign"] == c["id"]]
+            start = c.get("started")
+            if start is None and pts["started"].notna().any():
+                start = float(pts["started"].min())
+            end = c.get("ended")
+            if end is None and pts["ended"].notna().any():
+                end = float(pts["ended"].max())
+            if start is not None and end is not None and end >= start:
+                total += end - start
+                any_ = True
+        return total if any_ else None
+
+    def evaluation_time(self) -> float:
+        """Seconds of evaluation used (the last attempt of every point that has a start and an end)."""
+        d = self.frame["duration_s"]
+        return float(d[d.notna()].sum())
+
+    def label(self) -> str:
+        """``campaign 3`` or ``campaigns 1, 2, 5``."""
+        ids = [str(c["id"]) for c in self.campaigns]
+        return f"campaign {ids[0]}" if len(ids) == 1 else f"campaigns {', '.join(ids)}"
+
+    def point_label(self, row: Any) -> str:
+        return str(row["point"]) if len(self.campaigns) == 1 else f"{row['campaign']}:{row['point']}"
+
+    def table(self) -> "pd.DataFrame":
+        """The rows as written to CSV/JSON: ISO times (UTC), JSON text for non-scalar values."""
+        out = self.frame[self.columns].copy()
+        for col in ("started", "ended"):
+            out[col] = [_iso(v) for v in self.frame[col]]
+        for p in self.params:
+            col = self.param_columns[p]
+            out[col] = [_scalar(v) for v in out[col]]
+        return out
+
+
+# ---- selection ------------------------------------------------------------------------------
+def parse_range(text: str) -> tuple[int | None, int | None]:
+    """``A-B``, ``A-``, ``-B`` or ``A`` (campaign ids, both ends included)."""
+    raw = text.strip()
+    try:
+        if "-" not in raw:
+            return int(raw), int(raw)
+        lo, hi = raw.split("-", 1)
+        out = (int(lo) if lo.strip() else None, int(hi) if hi.strip() else None)
+    except ValueError:
+        raise UsageError(f"--range must look like A-B, A-, -B or A (campaign ids), got {text!r}") from None
+    if out == (None, None) or (out[0] is not None and out[1] is not None and out[0] > out[1]):
+        raise UsageError(f"--range must look like A-B with A <= B, got {text!r}")
+    return out
+
+
+def _task_names(entry: dict[str, Any], store: Store) -> list[str]:
+    row = store.campaign()
+    names = [str(entry["id"])]
+    for key in ("taskname", "task_name"):
+        if row["settings"].get(key):
+            names.append(str(row["settings"][key]))
+    if row.get("remote_id"):
+        names.append(str(row["remote_id"]))
+    return names
+
+
+def select_campaigns(project: str, *, campaign: int | str | None = None, limit: int | None = None,
+                     days: float | None = None, taskname: str | None = None,
+                     id_range: str | None = None) -> list[dict[str, Any]]:
+    """Registry entries of the campaigns to report, oldest first.
+
+    ``campaign`` picks one; otherwise, without filters, the project's latest campaign; with
+    filters (``days``, ``taskname``, ``id_range``, ``limit``), every matching campaign (the
+    ``limit`` most recent ones).
+    """
+    projects.load(project)  # NotFoundError for an unknown project
+    if campaign is not None:
+        entry = registered(campaign)
+        if entry["project"] != project:
+            raise NotFoundError(f"campaign {campaign} belongs to project {entry['project']!r}, not {project!r}")
+        if not campaigns.store_path(Path(entry["path"])).exists():
+            raise NotFoundError(f"campaign {campaign}'s store is gone ({entry['path']})")
+        return [entry]
+    entries = campaigns.for_project(project)
+    if not entries:
+        raise NoResultsError(f"project {project!r} has no campaigns yet (run `hpogrid local_run {project}` "
+                             f"or `hpogrid submit_idds {project}`)")
+    if all(v is None for v in (limit, days, taskname, id_range)):
+        return [entries[-1]]
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {limit}")
+    if days is not None and days <= 0:
+        raise UsageError(f"--days must be > 0, got {days}")
+    lo, hi = parse_range(id_range) if id_range is not None else (None, None)
+    since = time.time() - days * 86400 if days is not None else None
+    chosen = []
+    for e in entries:
+        if lo is not None and e["id"] < lo or hi is not None and e["id"] > hi:
+            continue
+        if since is not None and e["created"] < since:
+            continue
+        if taskname is not None:
+            with Store(campaigns.store_path(Path(e["path"]))) as store:
+                if not any(fnmatch.fnmatchcase(n, taskname) for n in _task_names(e, store)):
+                    continue
+        chosen.append(e)
+    if limit is not None:
+        chosen = chosen[-limit:]
+    if not chosen:
+        ids = ", ".join(str(e["id"]) for e in entries)
+        raise NoResultsError(f"no campaign of project {project!r} matches the filters (its campaigns: {ids})")
+    return chosen
+
+
+def _refresh(store: Store, backend_name: str) -> None:
+    """Let a grid backend bring the store up to date (local backends have nothing to refresh)."""
+    from .. import backends
+
+    get = getattr(backends, "get_backend", None) or getattr(backends, "get", None)
+    if get is None or backend_name in ("embedded", "local_run", "local", "ray"):
+        return
+    get(backend_name).refresh(store)
+
+
+def load(project: str, *, campaign: int | str | None = None, limit: int | None = None, days: float | None = None,
+         taskname: str | None = None, id_range: str | None = None, refresh: bool = True) -> Results:
+    """The results of a project's campaigns (see :func:`select_campaigns`) as one table."""
+    entries = select_campaigns(project, campaign=campaign, limit=limit, days=days, taskname=taskname,
+                               id_range=id_range)
+    stores = [Store(campaigns.store_path(Path(e["path"]))) for e in entries]
+    try:
+        if refresh:
+            for store, entry in zip(stores, entries):
+                _refresh(store, entry["backend"])
+        return load_stores(stores, project=project)
+    finally:
+        for s in stores:
+            s.close()
+
+
+def load_stores(stores: Sequence[Store], *, project: str | None = None) -> Results:
+    """One table from open campaign stores (all of one project, measuring one metric)."""
+    pd = require("pandas")
+    if not stores:
+        raise NoResultsError("no campaign to report")
+    rows_c = [s.campaign() for s in stores]
+    project = project or rows_c[0]["project"]
+    try:
+        proj = projects.load(project)
+    except NotFoundError:
+        proj = {}
+    hpo = proj.get("hpo_config", {})
+    space = proj.get("search_space", {}) or {}
+    metric_name, mode = _metric_and_mode(rows_c, hpo)
+
+    records: list[dict[str, Any]] = []
+    order_keys: list[str] = list(space)
+    for store, crow in zip(stores, rows_c):
+        for p in store.points():
+            for k in p["params"]:
+                if k not in order_keys:
+                    order_keys.append(k)
+            records.append(_record(p, crow, mode))
+    if not records:
+        raise NoResultsError(f"{_label(rows_c)} of project {project!r} has no points yet")
+
+    params = order_keys
+    param_columns = {p: (f"param:{p}" if p in FIXED_COLUMNS or p in ("reports", "order") else p) for p in params}
+    categorical = {p for p, spec in space.items() if isinstance(spec, dict) and spec.get("method") == "categorical"}
+    for r in records:
+        for p, v in r.pop("_params").items():
+            r[param_columns[p]] = v
+            if not _is_number(v):
+                categorical.add(p)
+    for r in records:
+        for p in params:
+            r.setdefault(param_columns[p], None)
+
+    frame = pd.DataFrame.from_records(records)
+    # Evaluation order: by end time (then start, then id); used for "best so far".
+    frame["order"] = 0
+    done = frame.sort_values(["ended", "started", "campaign_n", "point"], na_position="last", kind="stable").index
+    frame.loc[done, "order"] = range(1, len(done) + 1)
+    frame["_status"] = frame["status"].map(STATUS_ORDER).fillna(9)
+    fin = frame["status"] == "finished"
+    frame["_key"] = frame["metric"].where(fin)
+    if mode == "max":
+        frame["_key"] = -frame["_key"]
+    frame = frame.sort_values(["_status", "_key", "campaign_n", "point"], na_position="last", kind="stable")
+    frame = frame.drop(columns=["_status", "_key", "campaign_n"]).reset_index(drop=True)
+    return Results(project=project, metric_name=metric_name, mode=mode, params=params, param_columns=param_columns,
+                   categorical=categorical, campaigns=rows_c, frame=frame)
+
+
+# ---- helpers --------------------------------------------------------------------------------
+def _label(rows: Sequence[dict[str, Any]]) -> str:
+    ids = [str(r["id"]) for r in rows]
+    return f"campaign {ids[0]}" if len(ids) == 1 else f"campaigns {', '.join(ids)}"
+
+
+def _metric_and_mode(rows: Sequence[dict[str, Any]], hpo: dict[str, Any]) -> tuple[str, str]:
+    seen = {(r.get("metric") or hpo.get("metric") or "loss", r.get("mode") or hpo.get("mode") or "min") for r in rows}
+    if len(seen) > 1:
+        shown = ", ".join(f"{m} ({d})" for m, d in sorted(seen))
+        raise UsageError(f"the selected campaigns measure different metrics ({shown}); report one with --campaign ID")
+    metric, mode = seen.pop()
+    if mode not in ("min", "max"):
+        raise UsageError(f"mode must be 'min' or 'max', got {mode!r}")
+    return metric, mode
+
+
+def _record(p: dict[str, Any], crow: dict[str, Any], mode: str) -> dict[str, Any]:
+    metric, loss = p["metric"], p["loss"]
+    if p["state"] == "finished":
+        if metric is None and loss is not None:  # grid results carry the loss only (L = metric, negated for max)
+            metric = loss if mode == "min" else -loss
+        if loss is None and metric is not None:
+            loss = metric if mode == "min" else -metric
+    started, ended = p["started"], p["ended"]
+    if p["state"] in ("proposed", "running"):  # no result yet (a requeued point keeps an old end time)
+        ended = None
+    duration = ended - started if started is not None and ended is not None and ended >= started else None
+    try:
+        cn = int(crow["id"])
+    except (TypeError, ValueError):
+        cn = 0
+    return {
+        "campaign": str(crow["id"]), "campaign_n": cn, "point": int(p["id"]), "backend": crow["backend"],
+        "status": p["state"], "_params": p["params"], "metric": _num(metric), "loss": _num(loss),
+        "attempts": int(p["attempts"] or 0), "site": p.get("site"), "host": p.get("host"),
+        "started": _num(started), "ended": _num(ended), "duration_s": _num(duration),
+        "iterations": len(p["reports"] or []), "message": p.get("message") or "", "reports": p["reports"] or [],
+    }
+
+
+def _num(v: Any) -> float:
+    return float(v) if v is not None else math.nan
+
+
+def _is_number(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _iso(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return _dt.datetime.fromtimestamp(float(v), _dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _scalar(v: Any) -> Any:
+    if isinstance(v, (list, dict, tuple)):
+        return json.dumps(v)
+    return v
+
+
+def point_params(results: Results, row: Any) -> dict[str, Any]:
+    return {p: row[results.param_columns[p]] for p in results.params}
+
+
+def iter_reports(reports: Iterable[dict[str, Any]]) -> Iterable[tuple[int, float | None, dict[str, float]]]:
+    """``(step, timestamp, {metric: value})`` per reported result, numbers only.
+
+    Accepts the evaluator's records (``{"training_iteration", "timestamp", "metrics": {...}}``)
+    and flat dicts of metrics.
+    """
+    skip = {"training_iteration", "timestamp", "time_this_iter_s", "time_total_s", "checkpoint", "metrics",
+            "done", "trial_id", "date", "pid", "hostname", "node_ip", "config", "time_since_restore",
+            "iterations_since_restore"}
+    for i, rec in enumerate(reports, start=1):
+        if not isinstance(rec, dict):
+            continue
+        values = rec.get("metrics") if isinstance(rec.get("metrics"), dict) else {k: v for k, v in rec.items()
+                                                                                  if k not in skip}
+        step = rec.get("training_iteration")
+        step = int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else i
+        ts = rec.get("timestamp")
+        ts = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
+        nums = {str(k): float(v) for k, v in values.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        yield step, ts, nums
