@@ -1,0 +1,64 @@
+"""``nevergrad``: any optimizer of ``nevergrad.optimizers.registry`` (``NGOpt`` by default).
+
+The search runs in the unit cube (an ``Array`` bounded to [0, 1], mapped through
+:meth:`Dimension.from_unit`), so priors, ints and ``q`` are kept. History is replayed with
+``suggest`` + ``ask`` + ``tell``, which every nevergrad optimizer accepts (``tell`` of a point it
+did not ask is not supported by all). Pending points are asked and left untold: nevergrad
+optimizers know about candidates in flight (``num_workers``). The budget is the campaign's
+``max_points`` (iDDS's ``%MAX_POINTS``), which NGOpt uses to pick its method.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import nevergrad as ng
+import numpy as np
+
+from ..errors import InputError
+from ..space import SearchSpace
+from ._params import check_params
+from .base import BaseAlgorithm, Evaluated
+
+_DEFAULTS = {"method": "NGOpt", "budget": None, "num_workers": None}
+
+
+class NevergradSearch(BaseAlgorithm):
+    """``algorithm_param``: method (e.g. NGOpt, CMA, TwoPointsDE, PSO, RandomSearch), budget
+    (default: the campaign's max points), num_workers (default: the batch size)."""
+
+    def __init__(self, space: SearchSpace, seed: int | None = None, **params: Any):
+        super().__init__(space, seed)
+        self.params = check_params("nevergrad", params, _DEFAULTS)
+        method = self.params["method"]
+        if not isinstance(method, str) or method not in ng.optimizers.registry:
+            examples = ", ".join(n for n in ("NGOpt", "CMA", "TwoPointsDE", "PSO", "OnePlusOne", "RandomSearch"))
+            raise InputError(
+                f"algorithm 'nevergrad': unknown method {method!r}; valid: any name of "
+                f"nevergrad.optimizers.registry ({len(ng.optimizers.registry)} of them), e.g. {examples}"
+            )
+        self.evaluated: Sequence[Evaluated] = ()
+
+    def rebuild(self, evaluated: Sequence[Evaluated]) -> None:
+        self.evaluated = evaluated
+
+    def suggest(self, n: int, pending: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        d = len(self.space)
+        param = ng.p.Array(init=np.full(d, 0.5), lower=0.0, upper=1.0)
+        param.random_state = np.random.RandomState(self.step_seed % 2**32)
+        budget = self.params["budget"] or self.max_points
+        workers = self.params["num_workers"] or max(1, n + len(pending))
+        optimizer = ng.optimizers.registry[self.params["method"]](param, budget=budget, num_workers=workers)
+        out = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nevergrad warns about budgets, bad losses, workers
+            for e in self.evaluated:
+                optimizer.suggest(np.array(self.space.to_unit(e.point)))
+                optimizer.tell(optimizer.ask(), e.loss)
+            for p in pending:
+                optimizer.suggest(np.array(self.space.to_unit(p)))
+                optimizer.ask()
+            for _ in range(n):
+                out.append(self.space.from_unit(optimizer.ask().value))
+        return out

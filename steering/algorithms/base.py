@@ -1,0 +1,238 @@
+"""The one contract every search algorithm honours: rebuild from history, then suggest.
+
+The steering is stateless between rounds (an iDDS steering run is a fresh process), so an
+algorithm never keeps results between calls: each step it is handed the whole history, rebuilds
+its library's state from it, and proposes new points. Modelled on optuna's ``BaseSampler``.
+
+Losses are always minimised here. ``mode: max`` is converted in one place only,
+:func:`metric_to_loss`, by whoever holds metric values (the searcher adapter, the evaluator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import InputError, SpaceError
+from ..space import SearchSpace, point_key
+
+__all__ = [
+    "BaseAlgorithm",
+    "Evaluated",
+    "FAILED",
+    "FAILURE_LOSS",
+    "Record",
+    "metric_to_loss",
+    "split_history",
+]
+
+#: Marks a failed evaluation in a history record (a string so it survives JSON).
+FAILED = "failed"
+#: The loss PanDA reports to iDDS for a point whose every attempt failed.
+FAILURE_LOSS = 1e5
+#: Above this many points a finite space is enumerated to fill a batch instead of sampled.
+_ENUMERATE_LIMIT = 20_000
+
+#: A history record: the point and its loss; ``None`` = pending, :data:`FAILED` = failed.
+Record = tuple[Mapping[str, Any], Any]
+
+
+def metric_to_loss(value: float | None, mode: str) -> float | None:
+    """The one place where ``mode`` matters: a metric value to the loss algorithms minimise."""
+    if mode not in ("min", "max"):
+        raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
+    if value is None:
+        return None
+    return -float(value) if mode == "max" else float(value)
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """A point with a finite loss to learn from; ``failed`` ones carry a substituted loss."""
+
+    point: dict[str, Any]
+    loss: float
+    failed: bool = False
+
+
+def _is_failure(loss: Any) -> bool:
+    if isinstance(loss, str):
+        if loss == FAILED:
+            return True
+        raise InputError(f"a loss must be a number, null (pending) or {FAILED!r}, got {loss!r}")
+    if isinstance(loss, bool) or not isinstance(loss, (int, float, np.floating, np.integer)):
+        raise InputError(f"a loss must be a number, null (pending) or {FAILED!r}, got {loss!r}")
+    value = float(loss)
+    return not math.isfinite(value) or value == FAILURE_LOSS
+
+
+def split_history(
+    space: SearchSpace, history: Iterable[Record]
+) -> tuple[list[Evaluated], list[dict[str, Any]]]:
+    """Canonical evaluated points (failures replaced by the worst finite loss) and pending ones.
+
+    A failed, NaN, infinite or ``1e5`` result counts as evaluated and bad: it takes the worst
+    finite loss seen (0.0 when nothing has a finite loss yet), so it is neither re-proposed nor
+    allowed to crash a library that needs finite values.
+    """
+    done: list[tuple[dict[str, Any], float | None]] = []
+    pending: list[dict[str, Any]] = []
+    for record in history:
+        if not isinstance(record, (tuple, list)) or len(record) != 2:
+            raise InputError(f"a history record must be [point, loss], got {record!r}")
+        point, loss = record
+        try:
+            point = space.canonical(point)
+        except SpaceError as exc:
+            raise InputError(f"history point does not fit the search space: {exc}") from None
+        if loss is None:
+            pending.append(point)
+        elif _is_failure(loss):
+            done.append((point, None))
+        else:
+            done.append((point, float(loss)))
+    finite = [loss for _, loss in done if loss is not None]
+    worst = max(finite) if finite else 0.0
+    evaluated = [Evaluated(p, worst if loss is None else loss, loss is None) for p, loss in done]
+    return evaluated, pending
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Any:
+    """Run numerics on one BLAS thread: the matrices here are small, and on a busy 2-core
+    machine OpenBLAS's threads contend so badly that a 200x200 Cholesky takes 100x longer."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # threadpoolctl comes with scikit-learn; without it, run as is
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+class BaseAlgorithm(ABC):
+    """An ask/tell search algorithm, rebuilt from the history at every step.
+
+    One step is one call of :meth:`propose`, which calls, in this order:
+
+    1. :meth:`rebuild` once, with every evaluated point (failures already given a finite bad
+       loss). Build the library's state here from scratch; keep nothing from earlier steps.
+    2. :meth:`suggest` once, with the number of points wanted and the pending points (proposed
+       earlier, not evaluated yet, or proposed earlier in this batch). Return up to ``n`` raw
+       points; pending points must steer the proposals away (constant liar, kriging believer
+       or the library's own mechanism) so a batch is diverse.
+
+    :meth:`propose` then canonicalises the points (bounds, ints, ``q``, original categories),
+    drops duplicates of the history, the pending points and each other, and tops the batch up
+    with :meth:`fill` (random unseen points by default), so subclasses need not worry about
+    duplicates. Randomness comes only from :attr:`rng` / :attr:`step_seed`, derived from the
+    seed and the history length, so the same seed and history give the same points in any
+    process.
+    """
+
+    #: Registered name, set by the registry.
+    name: str = ""
+
+    def __init__(self, space: SearchSpace, seed: int | None = None, **params: Any):
+        """Called once per step by the steering (or once per campaign by a warm searcher).
+
+        ``params`` are the user's ``algorithm_param``; unknown keys must raise
+        :class:`~hpogrid.steering.errors.InputError` naming the valid ones.
+        """
+        self.space = space
+        self.seed = 0 if seed is None else int(seed)
+        self.step_seed = self.seed
+        self.rng = np.random.default_rng(self.seed)
+        self.max_points: int | None = None
+
+    # ---- hooks ----------------------------------------------------------------------------
+    @abstractmethod
+    def rebuild(self, evaluated: Sequence[Evaluated]) -> None:
+        """Called first in every step, with the whole evaluated history (possibly empty)."""
+
+    @abstractmethod
+    def suggest(self, n: int, pending: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Called after :meth:`rebuild`; returns up to ``n`` raw points, ``n >= 1``."""
+
+    def fill(self, n: int, seen: set[str]) -> list[dict[str, Any]]:
+        """Called when :meth:`suggest` left the batch short (duplicates, exhausted library).
+
+        The default draws random unseen points; in a small finite space it enumerates what is
+        left, so it returns fewer than ``n`` only when the space is exhausted.
+        """
+        out: list[dict[str, Any]] = []
+        for _ in range(50 * n):
+            if len(out) == n:
+                return out
+            point = self.space.from_unit(self.rng.random(len(self.space)))
+            key = point_key(point)
+            if key not in seen:
+                seen.add(key)
+                out.append(point)
+        size = self.space.cardinality()
+        if size is not None and size <= _ENUMERATE_LIMIT:
+            for combo in itertools.product(*(_values(d) for d in self.space)):
+                if len(out) == n:
+                    break
+                point = dict(zip(self.space.names, combo))
+                key = point_key(point)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(point)
+        return out
+
+    # ---- the step ---------------------------------------------------------------------------
+    def propose(
+        self,
+        history: Iterable[Record],
+        n: int,
+        pending: Iterable[Mapping[str, Any]] = (),
+        max_points: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run one step: up to ``n`` new distinct points (fewer only when the space is exhausted).
+
+        ``history`` records with a ``None`` loss count as pending too. ``max_points`` is the
+        campaign's total budget, for algorithms that plan with it (nevergrad).
+        """
+        if n < 0:
+            raise InputError(f"the number of points must be >= 0, got {n}")
+        history = list(history)
+        evaluated, pending_points = split_history(self.space, history)
+        pending_points += [self.space.canonical(p) for p in pending]
+        if n == 0:
+            return []
+        self.max_points = max_points
+        self.step_seed = int(
+            np.random.SeedSequence([self.seed, len(evaluated), len(pending_points)]).generate_state(1)[0]
+        )
+        self.rng = np.random.default_rng(self.step_seed)
+        seen = {point_key(e.point) for e in evaluated} | {point_key(p) for p in pending_points}
+        with _one_blas_thread():
+            self.rebuild(evaluated)
+            raws = self.suggest(n, list(pending_points))[:n]
+        out: list[dict[str, Any]] = []
+        for raw in raws:
+            point = self.space.canonical(raw)
+            key = point_key(point)
+            if key not in seen:
+                seen.add(key)
+                out.append(point)
+        if len(out) < n:
+            out += [self.space.canonical(p) for p in self.fill(n - len(out), seen)]
+        return out
+
+
+def _values(dim: Any) -> list[Any]:
+    """Every value of a finite dimension, in order."""
+    if dim.is_categorical:
+        return dim.categories
+    lo, hi = dim.bounds
+    if dim.method == "uniformint":
+        return list(range(int(lo), int(hi) + 1))
+    return [dim.canonical(lo + k * dim.q) for k in range(dim.cardinality())]
