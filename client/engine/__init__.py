@@ -1,0 +1,38 @@
+"""The embedded campaign engine: iDDS rounds and PanDA jobs, run on this machine (or on Ray).
+
+Library use (no CLI needed)::
+
+    from hpogrid.client.store import Store
+    from hpogrid.client.engine import Engine
+    Engine(store, project_dir).run()          # run or resume the campaign of this store
+
+Parts: :class:`Engine` (the loop), job runners (:class:`ForkServerRunner` default,
+:class:`ProcessRunner`, :class:`RayRunner`), steering runners (:class:`WarmSteering` default,
+:class:`CommandSteering`), and campaign helpers (create, detach, kill).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._campaign import (campaign_fields, check_resumable, create_campaign, driver_alive, kill_campaign,
+                        project_dir_of, spawn_detached)
+from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, ProcessRunner
+from ._loop import DEFAULTS, NOT_RETRIED, Engine, EngineSettings, Outcome, Progress, judge
+from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, RoundEnd, WarmSteering
+
+__all__ = [
+    "Engine", "EngineSettings", "Progress", "Outcome", "judge", "DEFAULTS", "NOT_RETRIED",
+    "BaseJobRunner", "ForkServerRunner", "ProcessRunner", "RayRunner", "Job", "JobExit",
+    "BaseSteering", "WarmSteering", "CommandSteering", "RoundEnd", "IN_FILE", "OUT_FILE",
+    "create_campaign", "campaign_fields", "check_resumable", "driver_alive", "kill_campaign", "project_dir_of",
+    "spawn_detached",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RayRunner":  # imports nothing of Ray until used
+        from ._ray import RayRunner
+
+        return RayRunner
+    raise AttributeError(name)

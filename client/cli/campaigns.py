@@ -1,0 +1,374 @@
+"""``hpogrid submit_idds``, ``hpogrid tasks show|kill|retry``, ``hpogrid steering_exec``, ``hpogrid evaluation_exec``."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import fnmatch
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import campaigns, projects
+from ..backends import available, get_backend
+from ..backends.base import SubmitOptions
+from ..errors import CampaignError, HpogridError, NotFoundError, UsageError
+from ..store import Store
+
+__all__ = ["commands", "task_rows", "TASK_COLUMNS"]
+
+TASK_COLUMNS = ("jeditaskid", "taskname", "backend", "status", "progress", "done", "failed", "total",
+                "best_metric", "metric", "start", "end", "remote_id", "message")
+DEFAULT_OUTCOL = ("jeditaskid", "taskname", "backend", "status", "progress", "best_metric", "start", "end")
+
+
+def _stamp(t: float | None) -> str:
+    if not t:
+        return "-"
+    return _dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _options(**kw: Any) -> SubmitOptions:
+    return SubmitOptions(**{k: v for k, v in kw.items() if v is not None})
+
+
+# ---- submit_idds -------------------------------------------------------------------------------
+@click.command("submit_idds")
+@click.argument("project")
+@click.option("--backend", "-b", default=None, metavar="NAME",
+              help=f"where the campaign runs: {', '.join(available())} [default: the grid config's backend]")
+@click.option("--n_points_per_iteration", "--n-points-per-iteration", type=click.IntRange(min=1), default=None,
+              help="points the steering proposes per round, at least (phpo nPointsPerIteration) [default: 2]")
+@click.option("--min_unevaluated_points", "--min-unevaluated-points", type=click.IntRange(min=0), default=None,
+              help="start a round when fewer points wait for a job (phpo minUnevaluatedPoints) [default: 0; "
+                   "a round also starts whenever a job slot would stand idle]")
+@click.option("--max_attempts", "--max-attempts", type=click.IntRange(min=1), default=None,
+              help="attempts per point before it is recorded failed (PanDA: 5) [default: 5]")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="time limit of one evaluation job, seconds [default: none]")
+@click.option("--steering-command", "--steering_command", default=None, metavar="CMD",
+              help="your own steeringExec, e.g. 'python my_steer.py %IN %OUT %NUM_POINTS %MAX_POINTS' "
+                   "(run per round in the round folder, no shell)")
+@click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[ID]",
+              help="continue campaign ID (default: the project's latest) to its budget")
+@click.option("--detach", is_flag=True, help="run in the background; print the campaign id and return")
+@click.option("--ray-address", "--ray_address", default=None, metavar="ADDR", help="Ray cluster (backend ray)")
+@click.option("--seed", type=int, default=None, help="seed of the steering (overrides the hpo config's)")
+@click.option("--dry-run", "--dry_run", is_flag=True, help="grid backend: print the task instead of submitting it")
+@click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]), default="auto", show_default=True,
+              help="how to show progress while attached")
+def submit_idds(project: str, backend: str | None, n_points_per_iteration: int | None,
+                min_unevaluated_points: int | None, max_attempts: int | None, timeout: float | None,
+                steering_command: str | None, resume: str | None, detach: bool, ray_address: str | None,
+                seed: int | None, dry_run: bool, progress: str) -> None:
+    """Run an iDDS-style HPO campaign of PROJECT: rounds of the steering propose points, one job per point.
+
+    With the grid config's default backend (embedded) it all runs on this machine, with the grid's
+    semantics (retries, failure loss 1e5, %IN/%OUT rounds); `--backend ray` runs each job as a Ray
+    task; `--backend panda` submits a PanDA task with iDDS steering. Ctrl-C stops cleanly; continue
+    later with `--resume` (or `hpogrid tasks retry ID`).
+    """
+    data = projects.load(project)
+    if steering_command is not None and not steering_command.strip():
+        raise UsageError("--steering-command must not be empty")
+    display = None
+    if not detach and progress != "none":
+        from ..engine._progress import make_display
+
+        display = make_display(None if progress == "auto" else progress)
+    options = _options(n_points_per_iteration=n_points_per_iteration, min_unevaluated_points=min_unevaluated_points,
+                       max_attempts=max_attempts, timeout=timeout, steering_command=steering_command,
+                       ray_address=ray_address, seed=seed, detach=detach, dry_run=dry_run)
+    options.extra["progress"] = display
+    if resume is not None:
+        store = _campaign_to_resume(project, resume)
+        name = store.campaign()["backend"]
+        if backend is not None and backend != name:
+            raise UsageError(f"campaign {store.campaign()['id']} ran on backend {name!r}, not {backend!r}")
+        impl = get_backend(name)
+        store = impl.resume(store, options)
+    else:
+        name = backend or data["grid_config"].get("backend", "embedded")
+        impl = get_backend(name)
+        store = impl.submit(project, options)
+    if store is None:  # dry run
+        return
+    _report_end(store, detach)
+
+
+def _campaign_to_resume(project: str, resume: str) -> Store:
+    if resume == "latest":
+        store = campaigns.latest(project)
+        if store is None:
+            raise NotFoundError(f"project {project!r} has no campaign to resume")
+        return store
+    store = campaigns.open_campaign(resume)
+    owner = store.campaign()["project"]
+    if owner != project:
+        raise UsageError(f"campaign {resume} belongs to project {owner!r}, not {project!r}")
+    return store
+
+
+def _report_end(store: Store, detach: bool) -> None:
+    c = store.campaign()
+    if detach:
+        click.echo(f"campaign {c['id']} of {c['project']} runs in the background (pid {c.get('pid')}); "
+                   f"log: {store.path.parent / 'driver.log'}; watch with `hpogrid tasks show`", err=True)
+        click.echo(c["id"])
+        return
+    progress = None
+    from ..engine._progress import summary_lines
+    from ..engine._loop import Progress
+
+    counts = store.counts()
+    best = store.best()
+    progress = Progress(c["id"], c["max_points"] or 0, finished=counts["finished"], failed=counts["failed"],
+                        metric_name=c.get("metric") or "loss", started=c.get("started") or time.time(),
+                        status=c["status"], message=c.get("message"))
+    if best is not None:
+        metric = best["metric"] if best["metric"] is not None else best["loss"]
+        progress.best = {"id": best["id"], "loss": best["loss"], "metric": metric, "params": best["params"]}
+    for line in summary_lines(progress):
+        click.echo(line)
+    if c["status"] == "failed":
+        raise CampaignError(f"campaign {c['id']} failed: {c.get('message')}")
+    if c["status"] in ("interrupted", "killed"):
+        click.echo(f"campaign {c['id']} {c['status']}; continue it with `hpogrid tasks retry {c['id']}`", err=True)
+        raise click.exceptions.Exit(130 if c["status"] == "interrupted" else 1)
+
+
+# ---- tasks -------------------------------------------------------------------------------------
+def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None = None,
+              jeditaskid: str | None = None, id_range: str | None = None,
+              status: list[str] | None = None) -> list[dict[str, Any]]:
+    """Local campaigns (every backend's, from the registry) as rows, newest first, filtered."""
+    low, high = _parse_range(id_range)
+    since = time.time() - days * 86400 if days is not None else None
+    rows = []
+    for entry in reversed(campaigns.for_project(None)):
+        cid = int(entry["id"])
+        if jeditaskid is not None and str(cid) != str(jeditaskid) and str(entry.get("remote_id")) != str(jeditaskid):
+            continue
+        if (low is not None and cid < low) or (high is not None and cid > high):
+            continue
+        if taskname and not fnmatch.fnmatchcase(entry["project"], taskname):
+            continue
+        if since is not None and entry["created"] < since:
+            continue
+        with Store(campaigns.store_path(Path(entry["path"]))) as store:
+            c = store.campaign()
+            counts = store.counts()
+            best = store.best()
+        if status and c["status"] not in status:
+            continue
+        total = c.get("max_points") or 0
+        done = counts["finished"] + counts["failed"]
+        metric = None if best is None else (best["metric"] if best["metric"] is not None else best["loss"])
+        rows.append({
+            "jeditaskid": cid, "taskname": c["project"], "backend": c["backend"], "status": c["status"],
+            "progress": round(100.0 * done / total, 1) if total else 0.0, "done": done, "failed": counts["failed"],
+            "total": total, "best_metric": metric, "metric": c.get("metric"), "start": _stamp(c.get("started")),
+            "end": _stamp(c.get("ended")), "remote_id": c.get("remote_id"), "message": c.get("message"),
+            "path": entry["path"],
+        })
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def remote_rows(local: list[dict[str, Any]], **filters: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """Tasks that backends list remotely (hook: a backend's ``list_tasks(**filters) -> rows``), minus
+    those already listed as local campaigns (same ``remote_id``). Returns rows and warnings."""
+    known = {str(r["remote_id"]) for r in local if r.get("remote_id")}
+    rows, warnings = [], []
+    for name in available():
+        if name in ("embedded", "ray"):
+            continue
+        try:
+            backend = get_backend(name)
+        except HpogridError:
+            continue
+        lister = getattr(backend, "list_tasks", None)
+        if lister is None:
+            continue
+        try:
+            for row in lister(**filters) or []:
+                if str(row.get("jeditaskid")) not in known:
+                    rows.append({"backend": name, **row})
+        except HpogridError as exc:
+            warnings.append(f"{name}: {exc}")
+    return rows, warnings
+
+
+def _parse_range(text: str | None) -> tuple[int | None, int | None]:
+    if not text:
+        return None, None
+    low, sep, high = text.partition("-")
+    try:
+        if not sep:
+            return int(low), int(low)
+        return (int(low) if low else None), (int(high) if high else None)
+    except ValueError:
+        raise UsageError(f"--range must be A-B, A- or -B with integer ids, got {text!r}") from None
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+@click.group("tasks")
+def tasks() -> None:
+    """List, kill and retry campaigns (local ones, and the grid's when a grid backend is set up)."""
+
+
+@tasks.command("show")
+@click.option("--limit", "-l", type=click.IntRange(min=1), default=1000, show_default=True, help="at most this many tasks")
+@click.option("--days", "-d", type=click.FloatRange(min=0), default=30, show_default=True, help="created in the last N days")
+@click.option("--taskname", "-n", default=None, help="project name (wildcards allowed)")
+@click.option("--jeditaskid", "-i", default=None, help="only this campaign id (or grid task id)")
+@click.option("--range", "-r", "id_range", default=None, help="id range A-B, A- or -B")
+@click.option("--status", "-s", default=None, help="comma-separated statuses (running,finished,failed,killed,interrupted)")
+@click.option("--metadata", "-m", is_flag=True, help="also print each point of the listed tasks")
+@click.option("--output", "-o", default=None, help="also save the rows to FILE (.json or .csv)")
+@click.option("--outcol", "-c", default=None, help=f"columns to save [default: {','.join(DEFAULT_OUTCOL)}]")
+@click.option("--local", "local_only", is_flag=True, help="only this machine's campaigns (do not ask grid backends)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON rows")
+def show(limit: int, days: float, taskname: str | None, jeditaskid: str | None, id_range: str | None,
+         status: str | None, metadata: bool, output: str | None, outcol: str | None, local_only: bool,
+         as_json: bool) -> None:
+    """List campaigns the way grid tasks are listed: id, project, backend, status, progress, best metric, times."""
+    statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
+    columns = [c.strip() for c in outcol.split(",") if c.strip()] if outcol else list(DEFAULT_OUTCOL)
+    unknown = [c for c in columns if c not in TASK_COLUMNS]
+    if unknown:
+        raise UsageError(f"unknown --outcol column(s) {unknown}; valid: {', '.join(TASK_COLUMNS)}")
+    rows = task_rows(limit, days, taskname, jeditaskid, id_range, statuses)
+    if not local_only:
+        extra, warnings = remote_rows(rows, limit=limit, days=days, taskname=taskname, jeditaskid=jeditaskid,
+                                      status=statuses)
+        for w in warnings:
+            click.echo(f"hpogrid: warning: {w}", err=True)
+        rows = (rows + extra)[:limit]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+    if metadata:
+        for row in rows:
+            if row.get("path"):
+                _print_points(row)
+    if output:
+        _save(rows, columns, Path(output))
+        click.echo(f"saved {len(rows)} task(s) to {output}", err=True)
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    headers = ["id", "project", "backend", "status", "progress", "best", "start", "end"]
+    keys = ["jeditaskid", "taskname", "backend", "status", "progress", "best_metric", "start", "end"]
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        colour = {"finished": "green", "failed": "red", "running": "cyan", "killed": "magenta", "interrupted": "yellow"}
+        table = Table(show_header=True, header_style="bold")
+        for h in headers:
+            table.add_column(h)
+        for r in rows:
+            cells = [_fmt(r.get(k)) for k in keys]
+            cells[4] = f"{r.get('progress', 0):.0f}%"
+            cells[3] = f"[{colour.get(r['status'], 'white')}]{r['status']}[/]"
+            table.add_row(*cells)
+        Console().print(table)
+        return
+    data = [headers] + [[_fmt(r.get(k)) if k != "progress" else f"{r.get('progress', 0):.0f}%" for k in keys] for r in rows]
+    widths = [max(len(row[i]) for row in data) for i in range(len(headers))]
+    for row in data:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _print_points(row: dict[str, Any]) -> None:
+    click.echo(f"\ncampaign {row['jeditaskid']} ({row['taskname']}, {row['status']}):")
+    with Store(campaigns.store_path(Path(row["path"]))) as store:
+        for p in store.points():
+            metric = _fmt(p["metric"] if p["metric"] is not None else p["loss"])
+            click.echo(f"  point {p['id']:>5}  {p['state']:<9} attempts {p['attempts']}  {row.get('metric') or 'loss'}="
+                       f"{metric}  {json.dumps(p['params'])}" + (f"  [{p['message']}]" if p["message"] else ""))
+
+
+def _save(rows: list[dict[str, Any]], columns: list[str], path: Path) -> None:
+    data = [{c: r.get(c) for c in columns} for r in rows]
+    if path.suffix.lower() == ".csv":
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(data)
+    else:
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+@tasks.command("kill")
+@click.argument("campaign_id")
+def kill(campaign_id: str) -> None:
+    """Stop campaign CAMPAIGN_ID: running jobs are ended and recorded; continue it with `tasks retry`."""
+    with campaigns.open_campaign(campaign_id) as store:
+        get_backend(store.campaign()["backend"]).kill(store)
+        c = store.campaign()
+        click.echo(f"campaign {c['id']} {c['status']}")
+
+
+@tasks.command("retry")
+@click.argument("campaign_id")
+@click.option("--detach", is_flag=True, help="continue in the background")
+@click.option("--max_attempts", "--max-attempts", type=click.IntRange(min=1), default=None)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]), default="auto")
+def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: float | None, progress: str) -> None:
+    """Continue campaign CAMPAIGN_ID to its budget (re-running only what had not finished)."""
+    store = campaigns.open_campaign(campaign_id)
+    backend = get_backend(store.campaign()["backend"])
+    own_retry = getattr(backend, "retry", None)
+    if own_retry is not None and backend.name not in ("embedded", "ray"):
+        own_retry(store)
+        click.echo(f"campaign {campaign_id} retried on {backend.name}")
+        return
+    display = None
+    if not detach and progress != "none":
+        from ..engine._progress import make_display
+
+        display = make_display(None if progress == "auto" else progress)
+    options = _options(max_attempts=max_attempts, timeout=timeout, detach=detach)
+    options.extra["progress"] = display
+    store = backend.resume(store, options)
+    _report_end(store, detach)
+
+
+# ---- the exec strings --------------------------------------------------------------------------
+@click.command("steering_exec")
+@click.argument("project")
+@click.option("--local", is_flag=True, help="the form that runs on this machine, from any working directory")
+def steering_exec_cmd(project: str, local: bool) -> None:
+    """Print the steeringExec of PROJECT (placeholders %IN %OUT %NUM_POINTS %MAX_POINTS left in)."""
+    from ..engine._commands import steering_exec
+
+    click.echo(steering_exec(project, local=local))
+
+
+@click.command("evaluation_exec")
+@click.argument("project")
+@click.option("--local", is_flag=True, help="the form that runs on this machine, from any job folder")
+def evaluation_exec_cmd(project: str, local: bool) -> None:
+    """Print the evaluationExec of PROJECT (run in a job folder holding input.json)."""
+    from ..engine._commands import evaluation_exec
+
+    click.echo(evaluation_exec(project, local=local))
+
+
+commands = [submit_idds, tasks, steering_exec_cmd, evaluation_exec_cmd]

@@ -1,0 +1,143 @@
+"""A campaign's life outside the loop: create it from a project, find its driver, detach, kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import campaigns, projects
+from ..errors import CampaignError, UsageError
+from ..home import atomic_write_json
+from ..store import Store
+from ._loop import DEFAULTS
+
+__all__ = ["create_campaign", "campaign_fields", "driver_alive", "check_resumable", "spawn_detached",
+           "kill_campaign", "project_dir_of"]
+
+
+def campaign_fields(project: dict[str, Any], backend: str, options: Any) -> dict[str, Any]:
+    """The campaign row of a new campaign: the project's budget and pace, the options' overrides."""
+    hpo = project["hpo_config"]
+    for name in ("n_points_per_iteration", "min_unevaluated_points", "max_attempts"):
+        value = getattr(options, name, None)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "min_unevaluated_points" else 1)):
+            low = 0 if name == "min_unevaluated_points" else 1
+            raise UsageError(f"{name} >= {low} must hold, got {name}={value!r}")
+    timeout = getattr(options, "timeout", None)
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise UsageError(f"timeout > 0 must hold, got timeout={timeout!r}")
+    command = getattr(options, "steering_command", None) or project.get("steering_exec")
+    settings = {
+        "timeout": float(timeout) if timeout is not None else None,
+        "steering_command": command,
+        "seed": options.seed if getattr(options, "seed", None) is not None else hpo.get("seed"),
+        "ray_address": getattr(options, "ray_address", None),
+        "project_dir": str(projects.path(project["project_name"])),
+    }
+    return {
+        "algorithm": "custom command" if command else hpo.get("algorithm"),
+        "metric": hpo.get("metric"),
+        "mode": hpo.get("mode"),
+        "max_points": int(hpo["num_trials"]),
+        "max_concurrent": int(hpo["max_concurrent"]),
+        "points_per_round": options.n_points_per_iteration or DEFAULTS["points_per_round"],
+        "min_unevaluated": options.min_unevaluated_points if options.min_unevaluated_points is not None
+        else DEFAULTS["min_unevaluated"],
+        "max_attempts": options.max_attempts or DEFAULTS["max_attempts"],
+        "settings": settings,
+    }
+
+
+def create_campaign(project_name: str, backend: str, options: Any) -> Store:
+    """Register a new campaign of the project and write its folder: store.db and project.json
+    (the project as this campaign runs it, with the seed override; the steering's ``--config``)."""
+    project = projects.load(project_name)
+    fields = campaign_fields(project, backend, options)  # checks first: nothing written on bad input
+    store = campaigns.new(project_name, backend, **fields)
+    snapshot = json.loads(json.dumps(project))
+    snapshot["hpo_config"]["seed"] = fields["settings"]["seed"]
+    atomic_write_json(store.path.parent / "project.json", snapshot)
+    return store
+
+
+def project_dir_of(store: Store) -> Path:
+    campaign = store.campaign()
+    folder = (campaign.get("settings") or {}).get("project_dir")
+    return Path(folder) if folder else projects.path(campaign["project"])
+
+
+def driver_alive(pid: int | None) -> bool:
+    """Is ``pid`` a live hpogrid driver (not a zombie, not a recycled pid of another program)?"""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, IndexError):
+        return True
+    return b"hpogrid" in cmdline or b"_detached" in cmdline
+
+
+def check_resumable(store: Store) -> None:
+    campaign = store.campaign()
+    if campaign["status"] in ("running", "created") and driver_alive(campaign.get("pid")) and campaign.get("pid") != os.getpid():
+        raise CampaignError(f"campaign {campaign['id']} is running (driver pid {campaign['pid']}); "
+                            f"stop it first with `hpogrid tasks kill {campaign['id']}`")
+
+
+def spawn_detached(store: Store, backend: str) -> int:
+    """Run the campaign in the background: a new session, output to driver.log in its folder."""
+    folder = store.path.parent
+    campaign = store.campaign()
+    with open(folder / "driver.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hpogrid.client.engine._detached", str(campaign["id"]), backend],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
+        )
+    store.update_campaign(pid=proc.pid)
+    return proc.pid
+
+
+def kill_campaign(store: Store, wait: float = 30.0) -> str:
+    """Stop a campaign: its driver (if alive) terminates the running jobs and records them; a campaign
+    whose driver is gone is marked killed here. Returns the final status."""
+    campaign = store.campaign()
+    if campaign["status"] in ("finished", "failed", "killed"):
+        raise CampaignError(f"campaign {campaign['id']} has already ended ({campaign['status']})")
+    settings = dict(campaign.get("settings") or {})
+    settings["kill_requested"] = True
+    store.update_campaign(settings=settings)
+    pid = campaign.get("pid")
+    if driver_alive(pid) and pid != os.getpid():
+        os.kill(int(pid), signal.SIGTERM)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if store.campaign()["status"] not in ("running", "created") or not driver_alive(pid):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(int(pid), signal.SIGKILL)
+        # wait for the process to go (it is not our child: poll)
+        for _ in range(100):
+            if not driver_alive(pid):
+                break
+            time.sleep(0.05)
+    status = store.campaign()["status"]
+    if status in ("running", "created", "interrupted"):
+        store.requeue_running("the campaign was killed while the job ran")
+        store.update_campaign(status="killed", ended=time.time(), message="killed by `hpogrid tasks kill`")
+    return store.campaign()["status"]

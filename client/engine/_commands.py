@@ -1,0 +1,50 @@
+"""The exact ``steeringExec`` and ``evaluationExec`` strings of a project (placeholders left in)."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from .. import projects
+from ..configs import DEFAULT_STEERING_CONTAINER
+
+__all__ = ["steering_exec", "evaluation_exec", "STEERING_ARGS"]
+
+STEERING_ARGS = "--in %IN --out %OUT --num-points %NUM_POINTS --max-points %MAX_POINTS"
+
+
+def _script(name: str) -> str:
+    """Absolute path of one of our console scripts (beside this interpreter, else on PATH)."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    return found or name
+
+
+def steering_exec(project_name: str, local: bool = False, container: str | None = None) -> str:
+    """``local``: runs here from any working directory (absolute paths); otherwise the grid form,
+    which iDDS runs as ``docker <steeringExec>`` in the steering container with the round's folder
+    mounted at /workDir and the project's config beside %IN as ``project.json``."""
+    project = projects.load(project_name)
+    if project.get("steering_exec"):
+        return project["steering_exec"]
+    if local:
+        config = projects.path(project_name) / "project.json"
+        return f"{shlex.quote(_script('hpogrid-steering'))} {STEERING_ARGS} --config {shlex.quote(str(config))}"
+    image = container or DEFAULT_STEERING_CONTAINER
+    inner = f"hpogrid-steering --in /workDir/%IN --out /workDir/%OUT --num-points %NUM_POINTS " \
+            f"--max-points %MAX_POINTS --config /workDir/project.json"
+    return f'run --rm -v "$(pwd)":/workDir {image} {inner}'
+
+
+def evaluation_exec(project_name: str, local: bool = False) -> str:
+    """``local``: the evaluator with the project's absolute folder; otherwise the grid form, run in the
+    job's working directory, which is the unpacked project sandbox."""
+    projects.load(project_name)
+    if local:
+        folder = projects.path(project_name)
+        return f"{shlex.quote(_script('hpogrid-evaluate'))} --project {shlex.quote(str(folder))}"
+    return "hpogrid-evaluate"

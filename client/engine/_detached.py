@@ -1,0 +1,24 @@
+"""``python -m hpogrid.client.engine._detached ID BACKEND``: the background driver of ``submit_idds --detach``.
+
+Started in a new session by :func:`spawn_detached`, output to ``driver.log`` in the campaign folder.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str]) -> int:
+    from ..backends import get_backend
+    from ..backends.base import SubmitOptions
+    from ..campaigns import open_campaign
+
+    campaign_id, backend = argv[0], argv[1]
+    store = open_campaign(campaign_id)
+    get_backend(backend).run(store, SubmitOptions(), progress="plain")
+    status = store.campaign()["status"]
+    return 0 if status == "finished" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

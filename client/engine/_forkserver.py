@@ -1,0 +1,210 @@
+"""The fork server: imports the evaluator once, then forks one child process per evaluation job.
+
+Run as ``python -m hpogrid.client.engine._forkserver`` by :class:`ForkServerRunner`. It speaks JSON
+lines: requests on stdin, events on the stdout it was started with (fd 1 is then pointed at stderr,
+so nothing the evaluator prints can corrupt the protocol).
+
+Requests::
+    {"op": "run", "key": K, "cwd": DIR, "log": FILE, "env": {...}, "evaluate": [args]}   # evaluator main(args)
+    {"op": "run", "key": K, "cwd": DIR, "log": FILE, "env": {...}, "exec": [argv]}       # any command
+    {"op": "kill", "key": K, "signal": 15}
+Events::
+    {"ev": "ready", "preloaded": bool, "error": str|null}
+    {"ev": "started", "key": K, "pid": P}
+    {"ev": "exited", "key": K, "rc": int|null, "signal": int|null}
+
+Each child is its own session (``setsid``), in its own working directory, with stdout and stderr
+appended to the job's log. At EOF on stdin (the driver stopped or died) every child still running is
+terminated (SIGTERM, then SIGKILL after a grace period) and the server exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+GRACE = 3.0  # seconds between SIGTERM and SIGKILL
+
+
+def _child(request: dict[str, Any], evaluate: Any, out_fd: int, in_fd: int, wake_fds: tuple[int, int]) -> None:
+    """In the forked child: become a job, never return."""
+    rc = 70
+    try:
+        os.setsid()
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        for fd in (out_fd, in_fd, *wake_fds):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        os.chdir(request["cwd"])
+        log = os.open(request.get("log") or "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        os.close(null)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        os.environ.update(request.get("env") or {})
+        if request.get("exec"):
+            argv = request["exec"]
+            os.execvp(argv[0], argv)
+        if evaluate is None:
+            print("hpogrid fork server: the evaluator could not be imported", file=sys.stderr)
+            rc = 71
+        else:
+            rc = int(evaluate(request["evaluate"]))
+    except SystemExit as exc:
+        rc = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        rc = 70
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(rc)
+
+
+def serve() -> int:
+    out_fd = os.dup(1)  # the protocol channel
+    os.dup2(2, 1)  # anything printed from here on goes to stderr
+    sys.stdout = sys.stderr
+    in_fd = 0
+    evaluate = None
+    error = None
+    if os.environ.get("HPOGRID_FORKSERVER_PRELOAD", "1") != "0":
+        try:
+            from hpogrid.evaluator import program
+
+            program.preload()
+            evaluate = program.main
+        except Exception as exc:  # reported to the driver, which then runs fresh processes
+            error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+
+    broken = False
+
+    def emit(msg: dict[str, Any]) -> None:
+        nonlocal broken
+        if broken:
+            return
+        data = (json.dumps(msg) + "\n").encode()
+        try:
+            while data:
+                data = data[os.write(out_fd, data):]
+        except BrokenPipeError:  # the driver is gone; EOF on stdin follows
+            broken = True
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when jobs stop
+    os.set_blocking(in_fd, False)
+
+    emit({"ev": "ready", "preloaded": evaluate is not None, "error": error})
+    children: dict[int, str] = {}  # pid -> key
+    pids: dict[str, int] = {}  # key -> pid
+    kill_at: dict[int, float] = {}  # pid -> when to SIGKILL
+    sel = selectors.DefaultSelector()
+    sel.register(in_fd, selectors.EVENT_READ, "in")
+    sel.register(wake_r, selectors.EVENT_READ, "wake")
+    buf = b""
+    eof = False
+
+    def signal_group(pid: int, sig: int) -> None:
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def reap() -> None:
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            key = children.pop(pid, None)
+            kill_at.pop(pid, None)
+            if key is None:
+                continue
+            pids.pop(key, None)
+            if os.WIFSIGNALED(status):
+                emit({"ev": "exited", "key": key, "rc": None, "signal": os.WTERMSIG(status)})
+            else:
+                emit({"ev": "exited", "key": key, "rc": os.WEXITSTATUS(status), "signal": None})
+
+    while True:
+        timeout = None
+        if kill_at:
+            timeout = max(0.0, min(kill_at.values()) - time.monotonic())
+        if eof and not children:
+            break
+        for skey, _ in sel.select(timeout):
+            if skey.data == "wake":
+                try:
+                    while os.read(wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+            elif skey.data == "in":
+                try:
+                    chunk = os.read(in_fd, 1 << 16)
+                except BlockingIOError:
+                    chunk = None
+                if chunk == b"":
+                    eof = True
+                    sel.unregister(in_fd)
+                    for pid in list(children):
+                        signal_group(pid, signal.SIGTERM)
+                        kill_at[pid] = time.monotonic() + GRACE
+                elif chunk:
+                    buf += chunk
+                    *lines, buf = buf.split(b"\n")
+                    for line in lines:
+                        if not line.strip():
+                            continue
+                        req = json.loads(line)
+                        if req["op"] == "run":
+                            pid = os.fork()
+                            if pid == 0:
+                                _child(req, evaluate, out_fd, in_fd, (wake_r, wake_w))
+                            children[pid] = req["key"]
+                            pids[req["key"]] = pid
+                            emit({"ev": "started", "key": req["key"], "pid": pid})
+                        elif req["op"] == "kill":
+                            pid = pids.get(req["key"])
+                            if pid is not None:
+                                sig = int(req.get("signal", signal.SIGTERM))
+                                signal_group(pid, sig)
+                                if sig != signal.SIGKILL:
+                                    kill_at.setdefault(pid, time.monotonic() + float(req.get("grace", GRACE)))
+        now = time.monotonic()
+        for pid, when in list(kill_at.items()):
+            if when <= now and pid in children:
+                signal_group(pid, signal.SIGKILL)
+                kill_at.pop(pid, None)
+        reap()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve())

@@ -1,0 +1,186 @@
+"""Jobs as Ray tasks: one ``@ray.remote`` task per point, each running ``hpogrid-evaluate``.
+
+The task gets the project as a tarball in the object store (unpacked once per node), runs the
+evaluator as a fresh process in a temporary job folder on the worker (same contract: input.json in,
+output.json and meta.json out), and returns those files; the runner writes them into the campaign's
+job folder, so the store, the retries and the reports are those of the embedded engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import CampaignError
+from ._jobs import BaseJobRunner, Job, JobExit, evaluate_command
+
+__all__ = ["RayRunner"]
+
+_LOG_LIMIT = 1 << 20
+
+
+def _pack(project_dir: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(project_dir / "project.json", arcname="project.json")
+        tar.add(project_dir / "scripts", arcname="scripts",
+                filter=lambda t: None if "__pycache__" in t.name or t.name.endswith(".pyc") else t)
+    return buf.getvalue()
+
+
+def _unpack(bundle: bytes, digest: str) -> Path:
+    base = Path(tempfile.gettempdir()) / "hpogrid-ray"
+    target = base / digest
+    if (target / "project.json").is_file():
+        return target
+    base.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=base, prefix=f".{digest}."))
+    with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
+        tar.extractall(staging, filter="data")
+    try:
+        staging.rename(target)
+    except OSError:  # another task unpacked it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def ray_job(bundle: bytes, digest: str, params: dict[str, Any], args: list[str], env: dict[str, str],
+            hard_timeout: float | None) -> dict[str, Any]:
+    """The body of one Ray task (runs on a Ray worker)."""
+    import json
+
+    project = _unpack(bundle, digest)
+    workdir = Path(tempfile.mkdtemp(prefix="hpogrid-job-"))
+    try:
+        (workdir / "input.json").write_text(json.dumps(params))
+        with open(workdir / "log", "wb") as log:
+            proc = subprocess.Popen([*evaluate_command(), "--project", str(project), *args], cwd=workdir,
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    env={**os.environ, **env, "HPOGRID_PROJECT_DIR": str(project)},
+                                    start_new_session=True)
+            try:
+                rc = proc.wait(timeout=hard_timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                rc = proc.wait()
+            except BaseException:  # ray.cancel: KeyboardInterrupt in this task
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    rc = proc.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    rc = proc.wait()
+        files = {}
+        for name in ("output.json", "meta.json", "log"):
+            path = workdir / name
+            if path.exists():
+                data = path.read_bytes()
+                files[name] = data[-_LOG_LIMIT:] if name == "log" else data
+        return {"rc": rc if rc >= 0 else None, "signal": -rc if rc < 0 else None, "files": files,
+                "host": socket.gethostname()}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class RayRunner(BaseJobRunner):
+    """One Ray task per job, on the cluster at ``address`` (None: a local Ray started here)."""
+
+    local = False
+
+    def __init__(self, project_dir: str | Path, address: str | None = None, num_cpus: float = 1.0):
+        self.project_dir = Path(project_dir)
+        self.address = address
+        self.num_cpus = num_cpus
+        self._refs: dict[Any, Job] = {}
+        self._keys: dict[str, Any] = {}
+        self._exits: list[JobExit] = []
+        self._inited = False
+
+    def open(self) -> None:
+        if self._inited:
+            return
+        try:
+            import ray
+        except ImportError as exc:
+            raise CampaignError("the ray backend needs Ray: pip install 'hpogrid[evaluator]'") from exc
+        try:
+            if not ray.is_initialized():
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                         logging_level="ERROR", configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise CampaignError(f"cannot connect to Ray at {self.address or 'a new local cluster'}: {exc}") from exc
+        self._ray = ray
+        bundle = _pack(self.project_dir)
+        self._digest = hashlib.sha256(bundle).hexdigest()[:16]
+        self._bundle = ray.put(bundle)
+        self._task = ray.remote(num_cpus=self.num_cpus, max_retries=0)(ray_job)
+        self._inited = True
+
+    def start(self, job: Job) -> None:
+        import json
+
+        params = json.loads((job.workdir / "input.json").read_text())
+        args = [a for a in (job.evaluate or []) if True]
+        if "--project" in args:  # the task points the evaluator at its own copy of the project
+            i = args.index("--project")
+            del args[i:i + 2]
+        timeout = None
+        if "--timeout" in args:
+            timeout = float(args[args.index("--timeout") + 1]) + 10
+        ref = self._task.remote(self._bundle, self._digest, params, args, dict(job.env), timeout)
+        self._refs[ref] = job
+        self._keys[job.key] = ref
+
+    def kill(self, key: str, sig: int = signal.SIGTERM) -> None:
+        ref = self._keys.get(key)
+        if ref is not None:
+            try:
+                self._ray.cancel(ref, force=False)
+            except Exception:  # already finished: its result is harvested by poll()
+                pass
+
+    def poll(self) -> list[JobExit]:
+        out, self._exits = self._exits, []
+        if not self._refs:
+            return out
+        ready, _ = self._ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
+        for ref in ready:
+            job = self._refs.pop(ref)
+            self._keys.pop(job.key, None)
+            try:
+                result = self._ray.get(ref)
+            except Exception as exc:  # cancelled, worker crashed, node lost
+                out.append(JobExit(job.key, error=f"Ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+                continue
+            for name, data in result["files"].items():
+                mode = "ab" if name == "log" else "wb"
+                with open(job.workdir / name, mode) as f:
+                    f.write(data)
+            out.append(JobExit(job.key, rc=result["rc"], signal=result["signal"], host=result["host"]))
+        return out
+
+    def close(self) -> None:
+        if not self._inited:
+            return
+        for ref in list(self._refs):
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:
+                pass
+        self._refs.clear()
+        self._ray.shutdown()
+        self._inited = False
+
+    @property
+    def host(self) -> str:
+        return socket.gethostname()
