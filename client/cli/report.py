@@ -50,11 +50,13 @@ def _flag(name: str, help_: str) -> Any:
 @_flag("to_html", "Write OUTNAME.html: table and plots in one self-contained file (opens offline).")
 @_flag("to_pcp", "Write OUTNAME_parallel_coordinate_plot.html: the parallel-coordinates plot alone.")
 @_flag("to_mlflow", "Export to MLflow: experiment = project, one run per point (re-running adds no duplicates).")
+@click.option("--refresh/--no-refresh", default=True, show_default=True,
+              help="Bring unsettled grid campaigns up to date from PanDA/iDDS before reporting.")
 @click.option("--mlflow-uri", "--mlflow_uri", "mlflow_uri", default=None, metavar="URI",
               help="MLflow tracking URI [default: ./mlruns, an SQLite store: sqlite:///mlruns/mlflow.db].")
 def report(project: str, campaign: str | None, limit: int | None, days: float | None, taskname: str | None,
            id_range: str | None, extra: list[str], outname: str, to_json: bool, to_csv: bool, to_html: bool,
-           to_pcp: bool, to_mlflow: bool, mlflow_uri: str | None) -> None:
+           to_pcp: bool, to_mlflow: bool, refresh: bool, mlflow_uri: str | None) -> None:
     """Show the results of PROJECT: a table sorted by the metric (best first), the failed points
     with their reasons, a summary, and hyperparameter importances (8 or more finished points).
 
@@ -68,7 +70,9 @@ def report(project: str, campaign: str | None, limit: int | None, days: float | 
     if mlflow_uri is not None and not to_mlflow:
         raise click.UsageError("--mlflow-uri needs --to_mlflow")
     results = _report.load(project, campaign=campaign, limit=limit, days=days, taskname=taskname,
-                           id_range=id_range)
+                           id_range=id_range, refresh=refresh)
+    for note in results.notes:
+        click.echo(f"hpogrid: warning: {note}", err=True)
     imp, note = _report.importance(results, min_points=_report.MIN_POINTS_FOR_IMPORTANCE)
     if imp is None and results.rated.empty:
         note = None  # nothing finished: the summary says so already

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .. import campaigns, projects
-from ..errors import HpogridError, NotFoundError, UsageError
+from ..errors import GridError, HpogridError, NotFoundError, UsageError
 from ..store import Store, registered
 from ._deps import require
 
@@ -211,14 +211,27 @@ def select_campaigns(project: str, *, campaign: int | str | None = None, limit: 
     return chosen
 
 
-def _refresh(store: Store, backend_name: str) -> None:
-    """Let a grid backend bring the store up to date (local backends have nothing to refresh)."""
-    from .. import backends
+_LOCAL_BACKENDS = ("embedded", "local_run", "local", "ray")
+_SETTLED = ("finished", "failed", "killed")
 
-    get = getattr(backends, "get_backend", None) or getattr(backends, "get", None)
-    if get is None or backend_name in ("embedded", "local_run", "local", "ray"):
-        return
-    get(backend_name).refresh(store)
+
+def _refresh(store: Store, backend_name: str) -> str | None:
+    """Let a grid backend bring an unsettled campaign's store up to date; returns a warning or None.
+
+    Local backends write their store as they go, and a settled grid campaign has nothing new. When
+    the grid cannot be reached (no credential, server down) the stored results are reported, with
+    the reason as a warning.
+    """
+    row = store.campaign()
+    if backend_name in _LOCAL_BACKENDS or row["status"] in _SETTLED:
+        return None
+    from ..backends import get_backend
+
+    try:
+        get_backend(backend_name).refresh(store)
+    except GridError as exc:
+        return f"campaign {row['id']} not refreshed from the grid ({exc}); showing what was stored"
+    return None
 
 
 def load(project: str, *, campaign: int | str | None = None, limit: int | None = None, days: float | None = None,
@@ -228,10 +241,15 @@ def load(project: str, *, campaign: int | str | None = None, limit: int | None =
                                id_range=id_range)
     stores = [Store(campaigns.store_path(Path(e["path"]))) for e in entries]
     try:
+        notes = []
         if refresh:
             for store, entry in zip(stores, entries):
-                _refresh(store, entry["backend"])
-        return load_stores(stores, project=project)
+                note = _refresh(store, entry["backend"])
+                if note is not None:
+                    notes.append(note)
+        results = load_stores(stores, project=project)
+        results.notes.extend(notes)
+        return results
     finally:
         for s in stores:
             s.close()
