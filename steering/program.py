@@ -1,0 +1,121 @@
+"""``hpogrid-steering``: one steering round, as iDDS runs it (``steeringExec``).
+
+    hpogrid-steering --in %IN --out %OUT --num-points %NUM_POINTS --max-points %MAX_POINTS
+                     [--config FILE] [--seed N]
+
+Reads every point so far from ``%IN``, rebuilds the algorithm from them and writes
+``min(NUM_POINTS, MAX_POINTS - len(points))`` new points to ``%OUT`` (fewer only when a finite
+space is exhausted; ``[]`` when the budget is spent), atomically. In the segmented form each
+model_id is its own search with its own budget: NUM_POINTS and MAX_POINTS apply per segment,
+and ``%OUT`` is ``[[model_id, point], ...]``.
+
+A bad input is one line on stderr and exit status 1, with no ``%OUT``; bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .algorithms import create_algorithm
+from .errors import InputError, SteeringError
+from .inputs import StepConfig, load_config, read_input, segment_space
+
+__all__ = ["main", "run_step", "write_json_atomic"]
+
+PROG = "hpogrid-steering"
+
+
+def _segment_seed(seed: int | None, model_id: int) -> int:
+    """Independent, reproducible seeds per segment (no ``hash()``: it varies across processes)."""
+    return int(np.random.SeedSequence([0 if seed is None else seed, model_id]).generate_state(1)[0])
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON so that a reader sees the old file or the whole new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_step(
+    in_path: str | Path,
+    out_path: str | Path,
+    num_points: int,
+    max_points: int,
+    config_path: str | Path | None = None,
+    seed: int | None = None,
+) -> list[Any]:
+    """Exactly what one ``hpogrid-steering`` run does; returns what it wrote to ``out_path``.
+
+    ``seed`` overrides the config's. Raises :class:`SteeringError` subclasses for bad input,
+    before anything is written.
+    """
+    for name, value in (("num-points", num_points), ("max-points", max_points)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InputError(f"--{name} must be a non-negative integer, got {value!r}")
+    config = load_config(config_path) if config_path is not None else StepConfig()
+    if seed is not None:
+        config.seed = seed
+    steering_input = read_input(in_path)
+    out: list[Any] = []
+    for segment in steering_input.segments:
+        space = segment_space(segment, config)
+        seg_seed = config.seed if segment.model_id is None else _segment_seed(config.seed, segment.model_id)
+        algorithm = create_algorithm(config.algorithm, space, seg_seed, config.algorithm_param)
+        n = max(0, min(num_points, max_points - len(segment.records)))
+        points = algorithm.propose(segment.records, n, max_points=max_points)
+        out += points if segment.model_id is None else [[segment.model_id, p] for p in points]
+    write_json_atomic(out_path, out)
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="One steering round for iDDS: read every point so far (%%IN), write new points (%%OUT).",
+        epilog=(
+            "iDDS steeringExec: hpogrid-steering --in %%IN --out %%OUT --num-points %%NUM_POINTS "
+            "--max-points %%MAX_POINTS --config project.json. Values in %%IN are losses (minimised; "
+            "null = pending; 1e5 = failed). Without --config the search space is %%IN's opt_space "
+            "and the algorithm is random."
+        ),
+    )
+    parser.add_argument("--in", dest="in_path", required=True, metavar="FILE", help="iDDS input: points so far and opt_space")
+    parser.add_argument("--out", dest="out_path", required=True, metavar="FILE", help="where to write the new points (JSON list)")
+    parser.add_argument("--num-points", type=int, required=True, metavar="N", help="points wanted this round")
+    parser.add_argument("--max-points", type=int, required=True, metavar="N", help="total budget of points (per segment)")
+    parser.add_argument("--config", metavar="FILE", help="project.json, or {algorithm, algorithm_param, metric, mode, seed, search_space}")
+    parser.add_argument("--seed", type=int, metavar="N", help="seed (overrides the config's); same seed + same %%IN = same points")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry; returns the exit status (never calls ``sys.exit`` itself)."""
+    args = _parser().parse_args(argv)  # usage errors: argparse exits with status 2
+    try:
+        run_step(args.in_path, args.out_path, args.num_points, args.max_points, args.config, args.seed)
+    except SteeringError as exc:
+        message = " ".join(str(exc).split())
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
