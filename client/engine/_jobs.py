@@ -169,6 +169,7 @@ class ForkServerRunner(BaseJobRunner):
         self._reader: LineReader | None = None
         self._running: set[str] = set()
         self._pending: list[JobExit] = []
+        self._ready = False
 
     def open(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -184,29 +185,37 @@ class ForkServerRunner(BaseJobRunner):
             if log is not subprocess.DEVNULL:
                 log.close()
         assert self._proc.stdout is not None
-        fd = self._proc.stdout.fileno()
-        self._reader = LineReader(fd)
+        self._reader = LineReader(self._proc.stdout.fileno())
+        self._ready = False  # the server imports the evaluator meanwhile; the first job waits for it
+
+    def _wait_ready(self) -> None:
+        assert self._reader is not None
+        fd = self._reader.fd
         sel = selectors.DefaultSelector()
         sel.register(fd, selectors.EVENT_READ)
         deadline = time.monotonic() + 300
-        while True:
-            if not sel.select(max(0.0, deadline - time.monotonic())):
-                self.close()
-                raise CampaignError(f"the fork server did not start within 300 s (see {self.log})")
-            for msg in self._reader.read():
-                if msg.get("ev") == "ready":
-                    self.preloaded = bool(msg.get("preloaded"))
-                    sel.close()
-                    os.set_blocking(fd, False)
-                    return
-                self._handle(msg)
-            if self._reader.closed:
-                sel.close()
-                raise CampaignError(f"the fork server exited at start (see {self.log})")
+        try:
+            while True:
+                if not sel.select(max(0.0, deadline - time.monotonic())):
+                    self.close()
+                    raise CampaignError(f"the fork server did not start within 300 s (see {self.log})")
+                for msg in self._reader.read():
+                    if msg.get("ev") == "ready":
+                        self.preloaded = bool(msg.get("preloaded"))
+                        os.set_blocking(fd, False)
+                        self._ready = True
+                        return
+                    self._handle(msg)
+                if self._reader.closed:
+                    raise CampaignError(f"the fork server exited at start (see {self.log})")
+        finally:
+            sel.close()
 
     def start(self, job: Job) -> None:
         if self._proc is None or self._proc.poll() is not None:
             self.open()
+        if not self._ready:
+            self._wait_ready()
         req: dict[str, Any] = {"op": "run", "key": job.key, "cwd": str(job.workdir), "log": job.log, "env": job.env}
         if job.argv:
             req["exec"] = job.argv
@@ -228,10 +237,10 @@ class ForkServerRunner(BaseJobRunner):
                 self._lost("the fork server died")
 
     def fileno(self) -> int | None:
-        return self._reader.fd if self._reader is not None and not self._reader.closed else None
+        return self._reader.fd if self._ready and self._reader is not None and not self._reader.closed else None
 
     def poll(self) -> list[JobExit]:
-        if self._reader is not None and not self._reader.closed:
+        if self._ready and self._reader is not None and not self._reader.closed:
             for msg in self._reader.read():
                 self._handle(msg)
             if self._reader.closed:
@@ -252,6 +261,7 @@ class ForkServerRunner(BaseJobRunner):
             self._proc.poll()
         self._reader = None
         self._proc = None
+        self._ready = False
 
     def close(self) -> None:
         if self._proc is None:
@@ -269,6 +279,7 @@ class ForkServerRunner(BaseJobRunner):
         if proc.stdout is not None:
             proc.stdout.close()
         self._reader = None
+        self._ready = False
 
 
 def _signal_group(pid: int, sig: int) -> None:
