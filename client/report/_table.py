@@ -85,7 +85,10 @@ def render(results: Results, *, extra: Sequence[str] = (), console: Any = None,
     from rich.table import Table
     from rich.text import Text
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a pipe or a file: whole rows, one per line, nothing folded
+            console = Console(width=max(console.width, 400))
     extra = [EXTRA_ALIASES.get(e, e) for e in extra]
     extra = list(dict.fromkeys(extra))
     rated = results.frame[results.frame["status"].isin(("finished", "running", "proposed"))]
