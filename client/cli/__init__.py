@@ -20,7 +20,7 @@ from ..home import home
 __all__ = ["cli", "main"]
 
 # Modules that contribute commands; each exposes ``commands``, a list of click commands.
-COMMAND_MODULES = ("configs", "report", "campaigns")
+COMMAND_MODULES = ("configs", "report", "campaigns", "grid")
 
 
 def _where(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -1,0 +1,244 @@
+"""The grid backend: a campaign is one PanDA task with ``hpoWorkflow`` (iDDS runs the rounds).
+
+``submit`` builds the task phpo builds (``hpogrid.client.grid.taskparams``), checks the credential
+and the input dataset, uploads the project folder as the sandbox and sends the task through
+panda-client; the campaign store keeps the jediTaskID in ``remote_id``. The grid runs the rounds
+and jobs; ``refresh`` reads points and losses from iDDS and job metadata from PanDA into the same
+store shape every backend writes, so ``tasks`` and ``report`` need nothing grid-specific.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import campaigns, projects
+from ..errors import CampaignError, GridError
+from ..store import FAILURE_LOSS, Store
+from .base import BaseBackend, SubmitOptions
+
+__all__ = ["PandaBackend", "campaign_status", "FINAL_TASK_STATES"]
+
+GRID_MAX_ATTEMPTS = 5  # PanDA's retries of a point before it reports loss 1e5
+
+# PanDA task status -> campaign status (DESIGN.md words)
+_TASK_STATES = {
+    "finished": "finished", "done": "finished",
+    "failed": "failed", "broken": "failed", "exhausted": "failed",
+    "aborted": "killed", "aborting": "killed", "toabort": "killed", "killed": "killed",
+}
+FINAL_TASK_STATES = ("finished", "done", "failed", "broken", "exhausted", "aborted")
+
+
+def campaign_status(task_status: str) -> str:
+    return _TASK_STATES.get(task_status, "running")
+
+
+def _echo(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+class PandaBackend(BaseBackend):
+    """Campaigns on PanDA + iDDS, through panda-client and idds-client."""
+
+    name = "panda"
+
+    def __init__(self, echo: Callable[[str], None] = _echo):
+        self.echo = echo
+
+    # ---- building (no network) -----------------------------------------------------------
+    def plan(self, project_name: str, options: SubmitOptions, nickname: str | None = None) -> Any:
+        """The task this submission would send (``GridTask``); nothing is contacted."""
+        from ..grid.auth import nickname_hint
+        from ..grid.taskparams import build_hpo_task
+
+        project = projects.load(project_name)
+        nick = nickname or nickname_hint() or "NICKNAME"
+        return build_hpo_task(project, options, nickname=nick)
+
+    def dry_run(self, project_name: str, options: SubmitOptions) -> dict[str, Any]:
+        """What ``submit_idds --dry-run`` prints: task parameters and the exact commands."""
+        return self.plan(project_name, options).describe()
+
+    # ---- the contract ---------------------------------------------------------------------
+    def submit(self, project_name: str, options: SubmitOptions) -> Store:
+        if options.dry_run:
+            print(json.dumps(self.dry_run(project_name, options), indent=2, sort_keys=True))
+            return None  # type: ignore[return-value]  # nothing was submitted, no campaign exists
+        from ..grid import auth, panda, rucio
+        from ..grid.sandbox import make_sandbox
+
+        project = projects.load(project_name)
+        credential = auth.check_credential()
+        nickname = credential.nickname or _voms_nickname()
+        in_ds = project["grid_config"].get("inDS")
+        if in_ds:
+            rucio.check_dataset(in_ds)
+        task = self.plan(project_name, options, nickname=nickname)
+        with tempfile.TemporaryDirectory(prefix="hpogrid-sandbox-") as tmp:
+            archive = make_sandbox(projects.path(project_name), Path(tmp) / task.sandbox)
+            uploaded = panda.upload_sandbox(archive)
+        if uploaded != task.sandbox:
+            _rename_sandbox(task.task_params, task.sandbox, uploaded)
+        task_id = panda.submit_task(task.task_params)
+        hpo = project["hpo_config"]
+        store = campaigns.new(
+            project_name, self.name, remote_id=str(task_id), status="running", algorithm=hpo["algorithm"],
+            metric=hpo["metric"], mode=hpo["mode"], max_points=hpo["num_trials"],
+            max_concurrent=hpo["max_concurrent"],
+            points_per_round=task.task_params["hpoRequestData"]["num_points_per_generation"],
+            min_unevaluated=options.min_unevaluated_points, max_attempts=GRID_MAX_ATTEMPTS,
+            started=time.time(),
+            settings={"jediTaskID": task_id, "outDS": task.out_ds, "sandbox": uploaded,
+                      "steeringExec": task.steering_exec, "evaluationExec": task.evaluation_exec,
+                      "site": task.task_params.get("site") or task.task_params.get("includedSite")},
+        )
+        self.echo(f"submitted jediTaskID={task_id} (outDS {task.out_ds}); campaign {store.campaign()['id']}")
+        return store
+
+    def resume(self, store: Store, options: SubmitOptions) -> Store:
+        """On the grid, continuing a campaign is PanDA's task retry."""
+        self.retry(store)
+        return store
+
+    def kill(self, store: Store) -> None:
+        from ..grid import panda
+
+        task_id = _task_id(store)
+        message = panda.kill_task(task_id)
+        store.update_campaign(message=f"kill requested: {message}")
+        self.echo(f"task {task_id}: kill requested ({message})")
+
+    def retry(self, store: Store) -> None:
+        from ..grid import panda
+
+        task_id = _task_id(store)
+        message = panda.retry_task(task_id)
+        store.update_campaign(status="running", ended=None, message=f"retry requested: {message}")
+        self.echo(f"task {task_id}: retry requested ({message})")
+
+    def list_tasks(self, limit: int = 1000, days: float | None = 30, taskname: str | None = None,
+                   jeditaskid: str | None = None, status: list[str] | None = None, **_: Any) -> list[dict[str, Any]]:
+        """The user's PanDA tasks as ``tasks show`` rows (hook of ``hpogrid tasks show``).
+
+        Nothing is asked when no grid is set up (no PanDA URL, no credential in the environment).
+        """
+        from ..grid import monitor
+
+        if not _grid_configured():
+            return []
+        rows = monitor.grid_tasks(limit=limit, days=int(days) + 1 if days is not None else None,
+                                  taskname=taskname, jeditaskid=int(jeditaskid) if jeditaskid else None,
+                                  status=status)
+        out = []
+        for r in rows:
+            out.append({"jeditaskid": r["jeditaskid"], "taskname": r["taskname"], "status": r["status"],
+                        "progress": float(r.get("pctfinished") or 0), "done": None, "failed": None, "total": None,
+                        "best_metric": None, "metric": None, "start": None, "end": None,
+                        "remote_id": str(r["jeditaskid"]), "message": f"site {r.get('site') or 'any'}",
+                        "path": None})
+        return out
+
+    def refresh(self, store: Store) -> None:
+        """Task state from PanDA, points and losses from iDDS, job metadata from PanDA."""
+        from ..grid import auth, idds, panda
+
+        task_id = _task_id(store)
+        credential = auth.check_credential()
+        status = panda.task_status(task_id)
+        points = idds.hyperparameters(task_id, credential)
+        metadata = panda.job_metadata(task_id)
+        apply_grid_results(store, status, points, metadata)
+
+
+def _grid_configured() -> bool:
+    import os
+
+    env = os.environ
+    return bool(env.get("PANDA_URL_SSL") or env.get("PANDA_URL") or env.get("PANDA_AUTH")
+                or env.get("X509_USER_PROXY") or os.access(f"/tmp/x509up_u{os.getuid()}", os.R_OK))
+
+
+def _task_id(store: Store) -> int:
+    remote = store.campaign().get("remote_id")
+    if not remote:
+        raise CampaignError(f"campaign {store.campaign()['id']} has no PanDA task id")
+    return int(remote)
+
+
+def _voms_nickname() -> str:
+    """The nickname from the VOMS proxy (as phpo finds it), else a clear error."""
+    from pandaclient import PsubUtils
+
+    nick = PsubUtils.getNickname()
+    if not nick:
+        raise GridError("cannot find your grid nickname; set PANDA_NICKNAME")
+    return nick
+
+
+def _rename_sandbox(task_params: dict[str, Any], old: str, new: str) -> None:
+    for param in task_params.get("jobParameters", []):
+        value = param.get("value")
+        if isinstance(value, str) and value.startswith(f"-a {old}"):
+            param["value"] = value.replace(f"-a {old}", f"-a {new}", 1)
+
+
+def _job_results(metadata: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Job metadata (the evaluator's meta.json) keyed by the canonical JSON of the point it evaluated."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in metadata:
+        meta = row.get("metaData")
+        if not isinstance(meta, dict):
+            continue
+        point = meta.get("point")
+        if isinstance(point, dict):
+            out[json.dumps(point, sort_keys=True)] = meta
+    return out
+
+
+def apply_grid_results(store: Store, task_status: str, points: list[dict[str, Any]],
+                       metadata: list[dict[str, Any]]) -> None:
+    """Write what PanDA and iDDS report into the store (idempotent; finished points stay as they are)."""
+    campaign = store.campaign()
+    mode = campaign.get("mode") or "min"
+    known = {p["id"]: p for p in store.points()}
+    results = _job_results(metadata)
+    new = [p for p in points if p["id"].isdigit() and int(p["id"]) not in known]
+    if new:
+        store.add_points([p["parameters"] for p in new], ids=[int(p["id"]) for p in new])
+    for p in points:
+        if not p["id"].isdigit():
+            continue
+        pid, loss = int(p["id"]), p["loss"]
+        current = known.get(pid)
+        if current is not None and current["state"] in ("finished", "failed"):
+            continue
+        if loss is None:
+            continue
+        meta = results.get(json.dumps(p["parameters"], sort_keys=True), {})
+        host_info = meta.get("host")
+        host = host_info.get("hostname") if isinstance(host_info, dict) else host_info
+        reports = meta.get("results") if isinstance(meta.get("results"), list) else None
+        best = meta.get("best")
+        metric = best.get("value") if isinstance(best, dict) and isinstance(best.get("value"), (int, float)) else None
+        if metric is None:
+            metric = -loss if mode == "max" else loss
+        timings = meta.get("timings") if isinstance(meta.get("timings"), dict) else {}
+        started = timings.get("start_timestamp") if isinstance(timings.get("start_timestamp"), (int, float)) else None
+        total = timings.get("total_s") if isinstance(timings.get("total_s"), (int, float)) else None
+        ended = started + total if started is not None and total is not None else None
+        if loss >= FAILURE_LOSS:
+            store.fail_point(pid, meta.get("message") or "every attempt failed (PanDA reported loss 1e5)",
+                             loss=loss, host=host, started=started, ended=ended)
+        else:
+            store.finish_point(pid, loss=loss, metric=metric, reports=reports, host=host,
+                               message=meta.get("message") or "", started=started, ended=ended)
+    state = campaign_status(task_status)
+    fields: dict[str, Any] = {"status": state, "message": f"PanDA task status: {task_status}"}
+    if task_status in FINAL_TASK_STATES and not campaign.get("ended"):
+        fields["ended"] = time.time()
+    store.update_campaign(**fields)

@@ -1,0 +1,97 @@
+"""Grid tasks for ``tasks show/kill/retry``: the user's PanDA tasks, their job metadata, kill and retry.
+
+``tasks`` lists local campaigns and grid tasks together; the grid half comes from here (PanDA's
+task API, the reference README's options). Kill and retry of a task that belongs to a local
+campaign go through ``PandaBackend`` so the campaign store records them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from .. import campaigns
+from ..errors import UsageError
+from . import auth, panda
+
+__all__ = ["parse_range", "grid_tasks", "kill", "retry", "campaign_for_task", "GRID_COLUMNS"]
+
+GRID_COLUMNS = ("jeditaskid", "status", "pctfinished", "taskname", "site", "campaign")
+
+
+def parse_range(text: str | None) -> tuple[int | None, int | None]:
+    """``A-B``, ``A-`` or ``-B`` (jeditaskid range)."""
+    if not text:
+        return None, None
+    low, sep, high = text.partition("-")
+    try:
+        if not sep:
+            return int(low), int(low)
+        return (int(low) if low else None), (int(high) if high else None)
+    except ValueError:
+        raise UsageError(f"a task range is A-B, A- or -B with task ids, got {text!r}") from None
+
+
+def campaign_for_task(task_id: int) -> dict[str, Any] | None:
+    for entry in campaigns.for_project(None):
+        if entry.get("backend") == "panda" and str(entry.get("remote_id")) == str(task_id):
+            return entry
+    return None
+
+
+def grid_tasks(*, username: str | None = None, limit: int = 1000, days: int | None = 30,
+               taskname: str | None = None, jeditaskid: int | None = None, id_range: str | None = None,
+               status: list[str] | None = None, metadata: bool = False) -> list[dict[str, Any]]:
+    """The user's grid tasks as rows (``GRID_COLUMNS``, plus ``metadata`` when asked)."""
+    auth.check_credential()
+    filters: dict[str, str] = {}
+    if jeditaskid is not None:
+        filters["jediTaskID"] = str(jeditaskid)
+        days = None
+    if username:
+        filters["userName"] = username
+    tasks = panda.list_tasks(days=days, limit=limit, filters=filters or None)
+    low, high = parse_range(id_range)
+    local = {str(e.get("remote_id")): e for e in campaigns.for_project(None) if e.get("backend") == "panda"}
+    rows = []
+    for t in tasks:
+        tid = int(t.get("jediTaskID"))
+        name = str(t.get("taskName") or "")
+        if low is not None and tid < low or high is not None and tid > high:
+            continue
+        if taskname and not fnmatch.fnmatchcase(name, taskname):
+            continue
+        if status and str(t.get("status")) not in status:
+            continue
+        entry = local.get(str(tid))
+        row = {"jeditaskid": tid, "status": t.get("status"), "pctfinished": t.get("pctFinished"),
+               "taskname": name, "site": t.get("site"),
+               "campaign": f"{entry['project']}#{entry['id']}" if entry else None}
+        if metadata:
+            row["metadata"] = panda.job_metadata(tid)
+        rows.append(row)
+    return sorted(rows, key=lambda r: r["jeditaskid"], reverse=True)
+
+
+def kill(task_id: int) -> str:
+    auth.check_credential()
+    entry = campaign_for_task(task_id)
+    if entry is not None:
+        from ..backends.panda import PandaBackend
+
+        with campaigns.open_campaign(entry["id"]) as store:
+            PandaBackend(echo=lambda _line: None).kill(store)
+        return f"task {task_id} (campaign {entry['id']}): kill requested"
+    return f"task {task_id}: {panda.kill_task(task_id)}"
+
+
+def retry(task_id: int) -> str:
+    auth.check_credential()
+    entry = campaign_for_task(task_id)
+    if entry is not None:
+        from ..backends.panda import PandaBackend
+
+        with campaigns.open_campaign(entry["id"]) as store:
+            PandaBackend(echo=lambda _line: None).retry(store)
+        return f"task {task_id} (campaign {entry['id']}): retry requested"
+    return f"task {task_id}: {panda.retry_task(task_id)}"
