@@ -38,7 +38,9 @@ class PandaError(GridError):
 
 def _client() -> Any:
     os.environ.setdefault("PANDA_BEHIND_REAL_LB", "1")
-    from pandaclient import Client
+    from pandaclient import Client, PLogger
+
+    PLogger.getPandaLogger(use_stdout=False)  # panda-client's messages go to stderr, never into our output
 
     return Client
 

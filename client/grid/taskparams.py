@@ -188,6 +188,9 @@ def phpo_args(project: Mapping[str, Any], options: SubmitOptions, *, out_ds: str
 def _panda_client_call(tool: str) -> Iterator[Path]:
     """Run a panda-client ``main()`` hermetically: own cwd, argv restored, exits turned into errors."""
     os.environ.setdefault("PANDA_BEHIND_REAL_LB", "1")  # no DNS look-ups when Client is imported
+    from pandaclient import PLogger
+
+    PLogger.getPandaLogger(use_stdout=False)  # its warnings go to stderr; stdout is ours (--dry-run JSON)
     saved_argv, saved_cwd = list(sys.argv), os.getcwd()
     with tempfile.TemporaryDirectory(prefix=f"hpogrid-{tool}-") as tmp:
         os.chdir(tmp)
@@ -212,6 +215,7 @@ def sandbox_name(task_params: Mapping[str, Any]) -> str:
 def build_hpo_task(project: Mapping[str, Any], options: SubmitOptions, *, nickname: str,
                    now: _dt.datetime | None = None, steering_image: str = DEFAULT_STEERING_CONTAINER) -> GridTask:
     """The HPO task phpo builds for this project (no network, no credential)."""
+    os.environ.setdefault("PANDA_BEHIND_REAL_LB", "1")  # else importing pandaclient.Client does DNS look-ups
     from pandaclient import PhpoScript  # imported late: it reads the environment at import
 
     out_ds = output_dataset(project["grid_config"]["outDS"], nickname=nickname,
@@ -238,6 +242,7 @@ def build_run_task(project: Mapping[str, Any], *, n_jobs: int, nickname: str, si
                    retry: bool | None = None, architecture: str | None = None,
                    now: _dt.datetime | None = None) -> GridTask:
     """``hpogrid run``: one prun task of ``n_jobs`` jobs, each running the project's whole search."""
+    os.environ.setdefault("PANDA_BEHIND_REAL_LB", "1")
     from pandaclient import MiscUtils, PrunScript
 
     if n_jobs < 1:

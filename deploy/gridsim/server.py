@@ -480,8 +480,9 @@ def _gzip_crc(path: Path) -> int | None:
     return int.from_bytes(footer[:4], "little")
 
 
-def make_test_proxy(path: Path, *, cn: str = "Grid Sandbox User", hours: float = 24.0) -> Path:
-    """A self-signed certificate + key in proxy-file form (PEM), for the sandbox's x509 mode."""
+def make_test_proxy(path: Path, *, cn: str = "Grid Sandbox User", hours: float = 24.0, expired: bool = False) -> Path:
+    """A self-signed certificate + key in proxy-file form (PEM), for the sandbox's x509 mode
+    (``expired``: one that ran out an hour ago)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -491,6 +492,8 @@ def make_test_proxy(path: Path, *, cn: str = "Grid Sandbox User", hours: float =
     name = x509.Name([x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "local"),
                       x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = _dt.datetime.now(_dt.timezone.utc)
+    if expired:
+        now -= _dt.timedelta(hours=hours + 1)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - _dt.timedelta(minutes=5))
             .not_valid_after(now + _dt.timedelta(hours=hours)).sign(key, hashes.SHA256()))
