@@ -31,6 +31,8 @@ def fmt_seconds(s: float | None) -> str:
     if s is None or (isinstance(s, float) and math.isnan(s)):
         return ""
     s = float(s)
+    if s < 1:
+        return f"{s:.2f}s"
     if s < 60:
         return f"{s:.1f}s"
     m, sec = divmod(int(round(s)), 60)
@@ -100,7 +102,7 @@ def render(results: Results, *, extra: Sequence[str] = (), console: Any = None,
         table.add_column("#", justify="right")
         table.add_column("point", justify="right")
         for p in results.params:
-            table.add_column(p, overflow="fold")
+            table.add_column(p, overflow="fold", justify="left" if p in results.categorical else "right")
         table.add_column(f"{results.metric_name} {arrow}", justify="right", style="bold")
         table.add_column("status")
         for e in extra:
