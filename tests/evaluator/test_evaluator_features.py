@@ -92,7 +92,7 @@ def runenv(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 @pytest.fixture(scope="module")
 def evaluations(tmp_path_factory: pytest.TempPathFactory, runenv: dict) -> dict:
-    return run_cases(tmp_path_factory.mktemp("features"), CASES, runenv)
+    return run_cases(tmp_path_factory.mktemp("features"), CASES, runenv, via="fork")
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def resumed(tmp_path_factory: pytest.TempPathFactory, runenv: dict, evaluations:
             {"alpha": 2.0, "beta": 4}, args=("--checkpoint-load", "no-such-checkpoint"),
         ),
     }
-    return run_cases(tmp_path_factory.mktemp("resumed"), cases, runenv)
+    return run_cases(tmp_path_factory.mktemp("resumed"), cases, runenv, via="fork")
 
 
 def _ok(ev) -> dict:
