@@ -38,26 +38,25 @@ def _child(request: dict[str, Any], evaluate: Any, out_fd: int, in_fd: int, wake
     try:
         os.setsid()
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
-        for fd in (out_fd, in_fd, *wake_fds):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
         os.chdir(request["cwd"])
         log = os.open(request.get("log") or "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        os.close(log)
-        os.close(null)
+        for fd in {log, null, out_fd, *wake_fds} - {0, 1, 2}:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
         os.environ.update(request.get("env") or {})
         if request.get("exec"):
             argv = request["exec"]
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as subprocess does for a new program
             os.execvp(argv[0], argv)
         if evaluate is None:
             print("hpogrid fork server: the evaluator could not be imported", file=sys.stderr)
@@ -66,8 +65,12 @@ def _child(request: dict[str, Any], evaluate: Any, out_fd: int, in_fd: int, wake
             rc = int(evaluate(request["evaluate"]))
     except SystemExit as exc:
         rc = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as exc:
+        try:
+            os.write(2, f"hpogrid fork server: the job raised {type(exc).__name__}: {exc}\n".encode())
+            os.write(2, "".join(traceback.format_exc()).encode())
+        except OSError:
+            pass
         rc = 70
     finally:
         try:
