@@ -37,7 +37,7 @@ def _flag(name: str, help_: str) -> Any:
 @click.option("-d", "--days", type=float, default=None,
               help="Combine the campaigns created within the last N days.")
 @click.option("-n", "--taskname", default=None, metavar="GLOB",
-              help="Combine the campaigns whose task name (or id, or grid task id) matches the glob.")
+              help="Combine the campaigns whose grid task name (outDS), PanDA task id or campaign id matches the glob.")
 @click.option("-r", "--range", "id_range", default=None, metavar="A-B",
               help="Combine the campaigns with ids in A-B (also A-, -B).")
 @click.option("-e", "--extra", multiple=True, callback=_split_extra, metavar="COLUMN[,COLUMN]",

@@ -155,7 +155,7 @@ def parse_range(text: str) -> tuple[int | None, int | None]:
 def _task_names(entry: dict[str, Any], store: Store) -> list[str]:
     row = store.campaign()
     names = [str(entry["id"])]
-    for key in ("taskname", "task_name"):
+    for key in ("taskname", "task_name", "outDS"):  # a PanDA task is named after its output dataset
         if row["settings"].get(key):
             names.append(str(row["settings"][key]))
     if row.get("remote_id"):
@@ -222,10 +222,11 @@ def _refresh(store: Store, backend_name: str) -> str | None:
     the grid cannot be reached (no credential, server down) the stored results are reported, with
     the reason as a warning.
     """
+    from ..backends import BACKENDS, get_backend
+
     row = store.campaign()
-    if backend_name in _LOCAL_BACKENDS or row["status"] in _SETTLED:
+    if backend_name in _LOCAL_BACKENDS or backend_name not in BACKENDS or row["status"] in _SETTLED:
         return None
-    from ..backends import get_backend
 
     try:
         get_backend(backend_name).refresh(store)
