@@ -77,7 +77,11 @@ def upload_sandbox(path: Path) -> str:
         return out.split(":")[-1]
     if status == 0 and out == "True":
         return path.name
-    raise PandaError(f"sandbox upload failed: {_what(status, out) if status != 0 else _short(out)}")
+    where = client.cache_base_path_ssl
+    if status == 255 and isinstance(out, str):  # putFile's own text says what went wrong
+        raise PandaError(f"cannot upload the sandbox to PanDA's cache at {where}: {_short(out)}")
+    raise PandaError(f"cannot upload the sandbox to PanDA's cache at {where}: "
+                     f"{_what(status, out) if status != 0 else _short(out)}")
 
 
 def submit_task(task_params: dict[str, Any]) -> int:

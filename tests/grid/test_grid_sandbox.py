@@ -1,0 +1,183 @@
+"""End to end against the grid sandbox, through the installed ``hpogrid`` and the real panda-client,
+idds-client and rucio code: Examples 1 and 2 submitted with ``submit_idds --backend panda`` and read
+back with ``report``; ``tasks kill``/``retry`` on a running task; ``run --n_jobs 2``; ``sites``; and
+each failure as one clear line."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import (DATASET, DATASET_FILES, SPACE_1, SPACE_2, add_fault, campaign_id, hpogrid, make_project,
+                       sim_state, task_id, wait_task)
+
+pytestmark = pytest.mark.slow
+
+
+def report_json(env: dict[str, str], project: str, tmp_path: Path, *extra: str) -> tuple[list[dict], str]:
+    out = tmp_path / f"{project}_report"
+    result = hpogrid("report", project, "--to_json", "-o", str(out), *extra, env=env)
+    return json.loads(out.with_suffix(".json").read_text()), result.stderr
+
+
+def submit(env: dict[str, str], project: str, *args: str) -> tuple[int, str]:
+    result = hpogrid("submit_idds", project, "--backend", "panda", "--progress", "none", *args, env=env)
+    text = result.stdout + result.stderr
+    return task_id(text), campaign_id(text)
+
+
+def test_example1_simple_objective_with_input_dataset(grid_env: dict, gridsim: dict, tmp_path: Path):
+    make_project(grid_env, "ex1", script="simple_objective.py", model="simple_objective", space=SPACE_1,
+                 num_trials=4, max_concurrent=2, in_ds=DATASET)
+    tid, cid = submit(grid_env, "ex1", "--min_unevaluated_points", "0")
+    shown = json.loads(hpogrid("tasks", "show", "--json", env=grid_env).stdout)
+    assert any(r["jeditaskid"] == int(cid) and r["backend"] == "panda" and r["remote_id"] == str(tid) for r in shown)
+    wait_task(gridsim, tid, ("done",))
+    records, _ = report_json(grid_env, "ex1", tmp_path)
+    assert len(records) == 4
+    for r in records:
+        assert r["status"] == "finished"
+        assert math.isclose(r["loss"], (r["height"] - 14) ** 2 - abs(r["width"] - 3), rel_tol=1e-9, abs_tol=1e-9)
+    # the jobs saw the training dataset's file list (runHPO's input_ds.json)
+    job_dirs = list((gridsim["state"] / "tasks" / str(tid) / "jobs").glob("*/*"))
+    assert len(job_dirs) == 4
+    assert json.loads((job_dirs[0] / "input_ds.json").read_text()) == DATASET_FILES
+    assert (job_dirs[0] / "project.json").is_file()  # the sandbox is the job's working directory
+    rows = json.loads(hpogrid("tasks", "show", "--json", env=grid_env).stdout)
+    mine = [r for r in rows if r["jeditaskid"] == int(cid)][0]
+    assert mine["status"] == "finished" and mine["done"] == 4
+
+
+def test_example2_trainable_class(grid_env: dict, gridsim: dict, tmp_path: Path):
+    make_project(grid_env, "ex2", script="simple_trainable.py", model="MyTrainableClass", space=SPACE_2,
+                 num_trials=4, max_concurrent=2, extra_hpo=["--stop", '{"training_iteration": 3}'])
+    tid, _ = submit(grid_env, "ex2")
+    wait_task(gridsim, tid, ("done",))
+    records, _ = report_json(grid_env, "ex2", tmp_path)
+    assert len(records) == 4 and all(r["status"] == "finished" for r in records)
+    for r in records:
+        assert math.isclose(r["loss"], math.tanh(3 / r["alpha"]) * r["beta"], rel_tol=1e-6, abs_tol=1e-9)
+
+
+SLOW = '''
+import time
+
+
+def slow_objective(config, reporter):
+    time.sleep(2)
+    reporter(loss=(config["height"] - 14) ** 2 - abs(config["width"] - 3))
+'''
+
+
+def test_kill_and_retry_a_running_task(grid_env: dict, gridsim: dict, tmp_path: Path):
+    script = tmp_path / "slow_objective.py"
+    script.write_text(SLOW)
+    make_project(grid_env, "slow", script=script, model="slow_objective", space=SPACE_1, num_trials=4,
+                 max_concurrent=1)
+    tid, cid = submit(grid_env, "slow", "--n_points_per_iteration", "1")
+    deadline = time.time() + 120
+    while time.time() < deadline:  # until the first point has its loss
+        row = [t for t in sim_state(gridsim)["tasks"] if t["jediTaskID"] == tid][0]
+        if row["nFilesFinished"] >= 1:
+            break
+        time.sleep(0.5)
+    records, warnings = report_json(grid_env, "slow", tmp_path)
+    assert 1 <= len([r for r in records if r["status"] == "finished"]) < 4 and "not refreshed" not in warnings
+    # iDDS answers 500 with its error headers: report says so in one line naming the task, keeps the stored results
+    add_fault(gridsim, prefix="/idds/hpo", status=500, times=1, exception_class="CoreException",
+              message='{"msg": "database is locked"}')
+    result = hpogrid("report", "slow", env=grid_env)
+    warning = [line for line in result.stderr.splitlines() if "not refreshed" in line]
+    assert len(warning) == 1 and f"task {tid}" in warning[0] and "database is locked" in warning[0], result.stderr
+    killed = hpogrid("tasks", "kill", cid, env=grid_env)
+    assert f"campaign {cid}" in killed.stdout
+    wait_task(gridsim, tid, ("aborted",))
+    records, _ = report_json(grid_env, "slow", tmp_path)
+    rows = json.loads(hpogrid("tasks", "show", "--json", "--local", env=grid_env).stdout)
+    assert [r for r in rows if r["jeditaskid"] == int(cid)][0]["status"] == "killed"
+    assert len([r for r in records if r["status"] == "finished"]) < 4
+    retried = hpogrid("tasks", "retry", cid, env=grid_env)
+    assert "retried on panda" in retried.stdout
+    wait_task(gridsim, tid, ("done",))
+    records, _ = report_json(grid_env, "slow", tmp_path)
+    assert len(records) == 4 and all(r["status"] == "finished" for r in records)
+
+
+def test_run_n_jobs_and_job_metadata(grid_env: dict, gridsim: dict):
+    make_project(grid_env, "runp", script="simple_objective.py", model="simple_objective", space=SPACE_1,
+                 num_trials=3, max_concurrent=1)
+    tid = task_id(hpogrid("run", "runp", "--n_jobs", "2", env=grid_env).stdout)
+    wait_task(gridsim, tid, ("done",), timeout=200)
+    code = ("import json, sys; from hpogrid.client.grid import monitor; "
+            f"print(json.dumps(monitor.grid_tasks(jeditaskid={tid}, metadata=True)))")
+    out = subprocess.run([sys.executable, "-c", code], env=grid_env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    assert row["status"] == "done" and len(row["metadata"]) == 2
+    for job in row["metadata"]:
+        meta = job["metaData"]
+        assert meta["project_name"] == "runp" and meta["status"] == 0 and len(meta["result"]) == 3
+        best = min(meta["result"].values(), key=lambda r: r["loss"])
+        assert meta["best_metric_score"] == best["loss"]
+    listed = json.loads(hpogrid("tasks", "show", "--json", env=grid_env).stdout)
+    assert any(r["jeditaskid"] == tid and r["backend"] == "panda" for r in listed)
+
+
+def test_sites_gpu_by_default(grid_env: dict):
+    gpu = hpogrid("sites", "--json", env=grid_env)
+    names = [r["site"] for r in json.loads(gpu.stdout)]
+    assert names and all("GPU" in n for n in names) and "ANALY_QMUL_GPU_TEST" not in names  # test status
+    every = [r["site"] for r in json.loads(hpogrid("sites", "--all_sites", "--all_status", "--json",
+                                                   env=grid_env).stdout)]
+    assert "ANALY_CERN" in every and "ANALY_QMUL_GPU_TEST" in every
+    table = hpogrid("sites", "-n", "ANALY_MWT2*", "-i", "corecount", env=grid_env).stdout.splitlines()
+    assert table[0].split() == ["site", "corecount"] and table[1].split() == ["ANALY_MWT2_GPU", "8"]
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0, result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("hpogrid: error: "), result.stderr
+    return lines[0]
+
+
+def test_server_down(grid_env: dict):
+    make_project(grid_env, "down", script="simple_objective.py", model="simple_objective", space=SPACE_1)
+    env = dict(grid_env)
+    for key in ("PANDA_URL_SSL", "PANDA_URL", "PANDACACHE_URL"):
+        env[key] = "http://127.0.0.1:9/server/panda"  # discard port: nothing listens
+    line = _one_error_line(hpogrid("submit_idds", "down", "--backend", "panda", env=env, check=False))
+    assert "127.0.0.1:9" in line and "Connection refused" in line
+    line = _one_error_line(hpogrid("sites", env=env, check=False))
+    assert "cannot reach PanDA" in line or "Connection refused" in line
+
+
+def test_missing_dataset_is_refused_before_submission(grid_env: dict, gridsim: dict):
+    make_project(grid_env, "nods", script="simple_objective.py", model="simple_objective", space=SPACE_1,
+                 in_ds="user.tester.not.uploaded")
+    before = len(sim_state(gridsim)["tasks"])
+    line = _one_error_line(hpogrid("submit_idds", "nods", "--backend", "panda", env=grid_env, check=False))
+    assert "user.tester:user.tester.not.uploaded does not exist in Rucio" in line
+    line = _one_error_line(hpogrid("run", "nods", env=grid_env, check=False))
+    assert "does not exist in Rucio" in line
+    assert len(sim_state(gridsim)["tasks"]) == before
+
+
+def test_unknown_task_id(grid_env: dict):
+    make_project(grid_env, "ghost", script="simple_objective.py", model="simple_objective", space=SPACE_1)
+    code = ("from hpogrid.client import campaigns; "
+            "print(campaigns.new('ghost', 'panda', remote_id='999999', status='running').campaign()['id'])")
+    cid = subprocess.run([sys.executable, "-c", code], env=grid_env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    for command in ("kill", "retry"):
+        line = _one_error_line(hpogrid("tasks", command, cid, env=grid_env, check=False))
+        assert "task 999999" in line and "no such task" in line, line
+    code = "from hpogrid.client.grid import monitor; monitor.kill(424242)"
+    out = subprocess.run([sys.executable, "-c", code], env=grid_env, capture_output=True, text=True)
+    assert out.returncode != 0 and "task 424242: PanDA has no such task" in out.stderr
