@@ -145,7 +145,8 @@ def importance_bars(importance: dict[str, float], note: str) -> Any:
     names = list(importance)[::-1]
     fig = go.Figure(go.Bar(x=[importance[k] for k in names], y=names, orientation="h",
                            text=[f"{importance[k]:.2f}" for k in names], textposition="auto"))
-    fig.update_layout(template=_TEMPLATE, height=120 + 40 * len(names), xaxis={"range": [0, 1], "title": "importance"},
+    fig.update_layout(template=_TEMPLATE, height=max(280, 140 + 40 * len(names)), yaxis={"automargin": True},
+                      xaxis={"range": [0, 1], "title": "importance"},
                       title={"text": f"hyperparameter importance ({note})"})
     return fig
 
@@ -206,7 +207,8 @@ def _text(v: Any) -> str:
 
 def _table_html(results: Results) -> str:
     frame = results.frame
-    heads = ["#", "point", *results.params, results.metric_name, "loss", "status", "attempts", "site/host",
+    loss = [] if results.loss_is_metric else ["loss (minimised)"]
+    heads = ["#", "point", *results.params, results.metric_name, *loss, "status", "attempts", "site/host",
              "started (UTC)", "duration", "iterations", "message"]
     out = ['<div class="tablewrap"><table class="results sortable" id="results"><thead><tr>']
     out += [f"<th>{html.escape(h)}</th>" for h in heads]
@@ -225,7 +227,7 @@ def _table_html(results: Results) -> str:
             numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
             cells.append((fmt_value(v), repr(v) if numeric and not (isinstance(v, float) and math.isnan(v)) else None,
                           not numeric))
-        for col in ("metric", "loss"):
+        for col in ("metric",) if results.loss_is_metric else ("metric", "loss"):
             v = row[col]
             cells.append((fmt_value(v), "" if math.isnan(v) else repr(float(v)), False))
         where = _text(row["site"]) or _text(row["host"])

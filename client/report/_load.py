@@ -92,6 +92,11 @@ class Results:
             out[str(status)] = int(n)
         return out
 
+    @property
+    def loss_is_metric(self) -> bool:
+        """The metric is the loss itself (``loss``, minimised): one column says it all."""
+        return self.metric_name == "loss" and self.mode == "min"
+
     def better(self, a: float, b: float) -> bool:
         """Whether metric ``a`` is better than ``b`` under the mode."""
         return a < b if self.mode == "min" else a > b

@@ -92,7 +92,7 @@ def render(results: Results, *, extra: Sequence[str] = (), console: Any = None,
         if not console.is_terminal:  # a pipe or a file: whole rows, one per line, nothing folded
             console = Console(width=max(console.width, 400))
     extra = [EXTRA_ALIASES.get(e, e) for e in extra]
-    extra = list(dict.fromkeys(extra))
+    extra = [e for e in dict.fromkeys(extra) if not (e == "loss" and results.loss_is_metric)]
     rated = results.frame[results.frame["status"].isin(("finished", "running", "proposed"))]
     arrow = "↓" if results.mode == "min" else "↑"
     if not rated.empty:
@@ -106,7 +106,7 @@ def render(results: Results, *, extra: Sequence[str] = (), console: Any = None,
         table.add_column(f"{results.metric_name} {arrow}", justify="right", style="bold")
         table.add_column("status")
         for e in extra:
-            table.add_column(e, justify="right" if e in ("loss", "attempts", "duration", "iterations") else "left",
+            table.add_column("loss (minimised)" if e == "loss" else e, justify="right" if e in ("loss", "attempts", "duration", "iterations") else "left",
                              overflow="fold")
         rank = 0
         for _, row in rated.iterrows():

@@ -96,6 +96,9 @@ def test_min_mode_sorts_ascending(tmp_path: Path) -> None:
     res = report.load("mini")
     assert list(res.frame["metric"]) == [0.0, 0.5, 2.0]
     assert res.best()["point"] == 2
+    page = report.write_html(res, tmp_path / "mini.html").read_text()
+    assert "<th>loss</th>" in page and "loss (minimised)" not in page  # the metric is the loss: one column
+    assert "needs at least 8 finished points, have 3" in page
 
 
 def test_grid_campaign_metric_from_loss_and_failure_loss_not_rated(project: str) -> None:
