@@ -290,7 +290,16 @@ class GridSim:
         return self._idds_ok({"Status": "OK"})
 
     def idds_request_post(self, request: Request) -> Response:
-        return self._idds_error(400, "BadRequest", json.dumps({"msg": "requests are created by PanDA in this sandbox"}))
+        from idds.common.utils import json_loads
+
+        try:
+            data = json_loads(request.get_data(as_text=True) or "{}")
+        except ValueError:
+            return self._idds_error(400, "BadRequest", json.dumps({"msg": "Cannot decode json parameter dictionary"}))
+        if not isinstance(data, dict):
+            return self._idds_error(400, "BadRequest", json.dumps({"msg": "Cannot decode json parameter dictionary"}))
+        rid = self.sim.add_request(data, request.headers.get("X-IDDS-Auth-Username-Original"))
+        return self._idds_ok({"request_id": rid})
 
     def _request_dict(self, task: Any, detail: bool) -> dict[str, Any]:
         from idds.common.constants import (CollectionStatus, CommandType, ProcessingStatus, RequestLocking,
@@ -303,15 +312,15 @@ class GridSim:
             "campaign_group": None, "campaign_scope": "Default", "campaign_tag": None, "cloud": None,
             "command": CommandType.NoneCommand, "created_at": created, "errors": {"msg": task.error} if task.error else None,
             "expired_at": created + _dt.timedelta(days=30), "failed_transforms": None, "finished_transforms": None,
-            "group_id": None, "locking": RequestLocking.Idle, "locking_hostname": "localhost",
-            "locking_pid": os.getpid(), "locking_thread_id": threading.get_ident(),
-            "locking_thread_name": "gridsim", "max_new_retries": 3, "max_update_retries": 0, "name": None,
-            "new_poll_period": _dt.timedelta(seconds=2), "new_retries": 0, "next_poll_at": task.modified,
+            "group_id": None, "locking": RequestLocking.Idle, "locking_hostname": None,
+            "locking_pid": None, "locking_thread_id": None, "locking_thread_name": None, "max_new_retries": 3,
+            "max_update_retries": 0, "name": f"hpo.{task.task_id}.{created.strftime('%Y_%m_%d_%H_%M_%S_%f')}",
+            "new_poll_period": _dt.timedelta(seconds=1), "new_retries": 0, "next_poll_at": task.modified,
             "oldstatus": RequestStatus.New, "priority": 0, "processing_transforms": None, "queue": None,
             "request_id": task.request_id, "request_type": RequestType.Workflow, "requester": "panda",
-            "scope": None, "site": None, "status": status, "subfinished_transforms": None,
+            "scope": "HPO", "site": None, "status": status, "subfinished_transforms": None,
             "substatus": RequestStatus.New, "total_transforms": None, "transform_tag": "workflow",
-            "update_poll_period": _dt.timedelta(seconds=5), "update_retries": 0, "updated_at": task.modified,
+            "update_poll_period": _dt.timedelta(seconds=10), "update_retries": 0, "updated_at": task.modified,
             "userdn": None, "username": task.user, "workload_id": task.task_id,
         }
         if detail:
@@ -361,32 +370,23 @@ class GridSim:
         except ValueError:
             task = None
         if task is None:
-            return self._idds_ok([[-1, {"status": -1, "message": "No matching requests"}]])
+            return self._idds_ok([[-1, {"message": "No match requests", "status": -1}]])
         try:
-            if command == "retry":
-                self.sim.retry(task.task_id)
-            else:
-                self.sim.kill(task.task_id)
+            self.sim.command(task, command)
         except TaskError as exc:
             return self._idds_ok([[-1, {"status": -1, "message": str(exc)}]])
         return self._idds_ok([[0, {"status": 0, "message": "Command registered successfully"}]])
 
     def _hpo_task(self, wid: str, rid: str) -> Any:
-        if wid == "null" and rid == "null":
-            raise LookupError("One of workload_id and request_id should not be None or empty")
         try:
-            task = self.sim.request_for(rid if rid != "null" else None, wid if wid != "null" else None)
+            return self.sim.request_for(rid if rid != "null" else None, wid if wid != "null" else None)
         except ValueError:
-            task = None
-        if task is None:
-            raise LookupError(f"Cannot find requests with this workloa_id: {wid}")
-        return task
+            return None
 
     def idds_hpo_get(self, request: Request, wid: str, rid: str, pid: str, status: str, limit: str) -> Response:
-        try:
-            task = self._hpo_task(wid, rid)
-        except LookupError as exc:
-            return self._idds_error(500, "CoreException", json.dumps({"msg": str(exc)}))
+        task = self._hpo_task(wid, rid)
+        if task is None:  # iDDS 2.6.21 answers an unknown workload with an empty list
+            return self._idds_ok([])
         try:
             n = None if limit == "null" else int(limit)
         except ValueError:
@@ -395,10 +395,9 @@ class GridSim:
         return self._idds_ok(points)
 
     def idds_hpo_put(self, request: Request, wid: str, rid: str, pid: str, loss: str) -> Response:
-        try:
-            task = self._hpo_task(wid, rid)
-        except LookupError as exc:
-            return self._idds_error(500, "CoreException", json.dumps({"msg": str(exc)}))
+        task = self._hpo_task(wid, rid)
+        if task is None:  # iDDS 2.6.21: no such content
+            return self._idds_error(500, "CoreException", json.dumps({"msg": "list index out of range"}))
         try:
             value = float(loss)
             self.sim.update_loss(task, pid, value)

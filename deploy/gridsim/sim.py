@@ -102,6 +102,7 @@ class Simulation:
         self.sites = site_table(sites)
         self.tasks: dict[int, Task] = {}
         self.requests: dict[int, int] = {}  # iDDS request_id -> workload_id (jediTaskID)
+        self.external: dict[int, Task] = {}  # requests posted to /idds/request directly (no PanDA task)
         self.lock = threading.RLock()
         self._next_task = FIRST_TASK_ID
         self._next_request = 1
@@ -246,7 +247,7 @@ class Simulation:
             for job in task.jobs:
                 c[job["status"]] = c.get(job["status"], 0) + 1
             return c
-        store = self._store(task)
+        store = self._store(task) if task.kind == "hpo" else None
         if store is None:
             return {"total": 0}
         with store:
@@ -255,15 +256,46 @@ class Simulation:
         return c
 
     # ---- iDDS -------------------------------------------------------------------------
+    def add_request(self, data: dict[str, Any], user: str | None) -> int:
+        """``POST /request`` as JEDI sends it: the request is recorded (it runs only with its PanDA task)."""
+        meta = data.get("request_metadata") or {}
+        workload = meta.get("workload_id", data.get("workload_id"))
+        with self.lock:
+            rid = self._next_request
+            self._next_request += 1
+            folder = self.state / "requests" / str(rid)
+            folder.mkdir(parents=True, exist_ok=True)
+            ext = Task(int(workload) if workload is not None else -rid, {"hpoRequestData": meta}, user or self.nickname,
+                       folder, "external", request_id=rid)
+            self.external[rid] = ext
+        return rid
+
     def request_for(self, request_id: Any, workload_id: Any) -> Task | None:
         with self.lock:
             if request_id not in (None, "null"):
-                tid = self.requests.get(int(request_id))
+                rid = int(request_id)
+                if rid in self.external:
+                    return self.external[rid]
+                tid = self.requests.get(rid)
                 return self.tasks.get(tid) if tid is not None else None
             if workload_id not in (None, "null"):
-                task = self.tasks.get(int(workload_id))
-                return task if task is not None and task.request_id is not None else None
+                wid = int(workload_id)
+                task = self.tasks.get(wid)
+                if task is not None and task.request_id is not None:
+                    return task
+                for ext in self.external.values():
+                    if ext.task_id == wid:
+                        return ext
         return None
+
+    def command(self, task: Task, command: str) -> None:
+        """abort / close / retry of an iDDS request: the PanDA task's kill or retry."""
+        if task.kind == "external":
+            task.touch({"abort": "aborted", "close": "finished", "retry": "ready"}[command])
+        elif command == "retry":
+            self.retry(task.task_id)
+        else:
+            self.kill(task.task_id)
 
     def hyperparameters(self, task: Task, point_id: str | None, status: str | None,
                         limit: int | None) -> list[dict[str, Any]]:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (DATASET, DATASET_FILES, SPACE_1, SPACE_2, add_fault, campaign_id, hpogrid, make_project,
-                       sim_state, task_id, wait_task)
+from .conftest import (DATASET, DATASET_FILES, SPACE_1, SPACE_2, WIRE_DIR, add_fault, campaign_id, hpogrid,
+                       make_project, sim_state, task_id, wait_task)
+from .test_grid_conformance import same_shape, shape
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +53,21 @@ def test_example1_simple_objective_with_input_dataset(grid_env: dict, gridsim: d
     rows = json.loads(hpogrid("tasks", "show", "--json", env=grid_env).stdout)
     mine = [r for r in rows if r["jeditaskid"] == int(cid)][0]
     assert mine["status"] == "finished" and mine["done"] == 4
+    # what iDDS serves about this task is shaped like the real app's captured replies
+    import requests
+
+    base = grid_env["IDDS_HOST"]
+    for path, capture in ((f"request/null/{tid}/true", "get_request_4_detail.json"),
+                          (f"request/null/{tid}/false", "get_request_4.json"),
+                          (f"hpo/{tid}/null/null/null/null", "get_hpo_all.json")):
+        if (WIRE_DIR / capture).exists():
+            reply = requests.get(f"{base}/{path}", timeout=30)
+            assert reply.status_code == 200 and reply.headers["Content-Type"] == "application/json"
+            ref, got = json.loads((WIRE_DIR / capture).read_text()), reply.json()
+            if capture.startswith("get_hpo"):  # the hyperparameter names are the project's own
+                ref, got = ([{**p, "parameters": sorted(p["parameters"].values())} for p in x] for x in (ref, got))
+            assert same_shape(shape(got), shape(ref)) == [], capture
+            assert len(reply.json()) == (4 if capture.startswith("get_hpo") else 1)
 
 
 def test_example2_trainable_class(grid_env: dict, gridsim: dict, tmp_path: Path):
