@@ -149,7 +149,8 @@ def phpo_args(project: Mapping[str, Any], options: SubmitOptions, *, out_ds: str
     """phpo's command line for this project: (args, steeringExec, evaluationExec)."""
     hpo, grid = project["hpo_config"], project["grid_config"]
     extra = options.extra or {}
-    steer = options.steering_command or steering_exec(project, steering_image, options.seed)
+    steer = options.steering_command or steering_exec(project, extra.get("steering_container") or steering_image,
+                                                      options.seed)
     evaluate = evaluation_exec(options)
     per_round = options.n_points_per_iteration if options.n_points_per_iteration is not None else hpo["max_concurrent"]
     args = [
