@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ..errors import GridError, NotFoundError
@@ -33,8 +34,12 @@ def check_dataset(did: str) -> dict[str, Any]:
         from rucio.common import exception as rucio_exc
     except ImportError as exc:  # pragma: no cover - the grid extra installs it
         raise RucioError("checking inDS needs rucio-clients: pip install 'hpogrid[grid]'") from exc
+    quiet = logging.getLogger("hpogrid.rucio")  # rucio logs every failure itself; we say it once
+    quiet.propagate = False
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
     try:
-        client = DIDClient()
+        client = DIDClient(logger=quiet)
         info = client.get_did(scope, name)
     except rucio_exc.DataIdentifierNotFound as exc:
         raise NotFoundError(
@@ -44,7 +49,7 @@ def check_dataset(did: str) -> dict[str, Any]:
     except rucio_exc.RucioException as exc:
         raise RucioError(f"cannot check input dataset {scope}:{name} in Rucio: {type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:300]}") from exc
-    except Exception as exc:  # requests' connection errors and the like
+    except OSError as exc:  # requests' connection errors are OSErrors
         raise RucioError(f"cannot reach Rucio to check input dataset {scope}:{name}: {type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:300]}") from exc
     return dict(info)

@@ -76,3 +76,20 @@ def test_cli_refuses_before_sending(case: str, grid_env: dict[str, str], gridsim
         if secret:
             assert secret not in result.stdout + result.stderr
     assert len(sim_state(gridsim)["tasks"]) == before  # nothing was sent
+
+
+def test_oidc_user_reaches_panda_and_idds_without_the_token_showing(grid_env: dict[str, str]):
+    """panda-client sends the token as a bearer token, idds-client in its header; neither is printed."""
+    import subprocess
+    import sys
+
+    token = jwt({"preferred_username": "tester", "name": "Test User", "exp": time.time() + 3600})
+    env = {k: v for k, v in grid_env.items() if k not in ("X509_USER_PROXY", "PANDA_NICKNAME")}
+    env.update(PANDA_AUTH="oidc", PANDA_AUTH_VO="atlas", PANDA_AUTH_ID_TOKEN=token)
+    sites = hpogrid("sites", "--json", env=env)
+    assert json.loads(sites.stdout) and token not in sites.stdout + sites.stderr
+    code = ("from hpogrid.client.grid import auth, idds; "
+            "print(idds.hyperparameters(987654, auth.check_credential()))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+    assert token not in out.stdout + out.stderr
