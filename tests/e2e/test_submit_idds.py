@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -418,13 +420,22 @@ def test_ray_backend_runs_the_campaign_on_a_ray_head(cli_env, tmp_path) -> None:
     plan = [{"x": 1, "kind": "ok"}, {"x": 2, "kind": "raise"}, {"x": 4, "kind": "ok"}, {"x": 5, "kind": "flaky"}]
     project = make_project(cli_env, tmp_path, num_trials=len(plan))
     port = _free_port()
-    env = {**cli_env, "RAY_USAGE_STATS_ENABLED": "0"}
+    # a private head on loopback: no token authentication; a short temp dir (unix socket paths are
+    # limited to 107 characters, pytest's tmp_path is too long)
+    env = {**cli_env, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    temp = tempfile.mkdtemp(prefix="hr", dir="/tmp")
     # `ray start --block` in its own session, ended by its process group: `ray stop` would also stop
     # Ray processes this test did not start.
-    head = subprocess.Popen([str(ray), "start", "--head", "--port", str(port), "--num-cpus", "2", "--block",
-                             "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", str(tmp_path / "ray")],
+    head = subprocess.Popen([str(ray), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                             "--num-cpus", "2", "--block",
+                             "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", temp],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
+        def head_up() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(head_up, 90, "the Ray head")
         proc = hpogrid(["submit_idds", "obj", "--backend", "ray", "--ray-address", f"127.0.0.1:{port}",
                         "--steering-command", plan_steering(tmp_path, plan), "--max_attempts", "2",
                         "--progress", "none"], env, timeout=240)
@@ -432,10 +443,11 @@ def test_ray_backend_runs_the_campaign_on_a_ray_head(cli_env, tmp_path) -> None:
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
-            head.wait(timeout=30)
+            head.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
     c = campaign(project, 1)
     assert (c["backend"], c["status"]) == ("ray", "finished")
     pts = points(project, 1)
