@@ -103,6 +103,8 @@ def report(project: str, campaign: str | None, limit: int | None, days: float | 
         click.echo(f"mlflow: experiment {done['experiment']!r} at {done['tracking_uri']}: {done['created']} run(s) "
                    f"created, {done['skipped']} already there, {done['unfinished']} unfinished point(s) not exported",
                    err=True)
+        if mlflow_uri is None:
+            click.echo(f"mlflow: view with `mlflow ui --backend-store-uri {done['tracking_uri']}`", err=True)
 
 
 commands = [report]

@@ -369,3 +369,14 @@ def test_bad_options(project: str, tmp_path: Path) -> None:
 def test_unknown_campaign_api_error_is_not_found(project: str) -> None:
     with pytest.raises(NotFoundError):
         report.load(project, campaign=5)
+
+
+def test_heavy_libraries_load_only_when_a_report_is_made() -> None:
+    """``hpogrid --help`` and every other command stay fast: pandas, plotly, MLflow, Optuna load at first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hpogrid.client.cli, hpogrid.client.report; "
+            "print(sorted(m for m in ('pandas', 'plotly', 'mlflow', 'optuna', 'sklearn') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
