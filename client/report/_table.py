@@ -124,7 +124,7 @@ def render(results: Results, *, extra: Sequence[str] = (), console: Any = None,
         ft = Table(title=f"failed points ({len(failed)})", header_style="bold red", title_style="red")
         ft.add_column("point", justify="right")
         for p in results.params:
-            ft.add_column(p, overflow="fold")
+            ft.add_column(p, overflow="fold", justify="left" if p in results.categorical else "right")
         ft.add_column("attempts", justify="right")
         ft.add_column("reason", overflow="fold", style="red")
         for _, row in failed.iterrows():
