@@ -84,6 +84,8 @@ class PandaBackend(BaseBackend):
             uploaded = panda.upload_sandbox(archive)
         if uploaded != task.sandbox:
             _rename_sandbox(task.task_params, task.sandbox, uploaded)
+        if options.min_unevaluated_points:
+            self.echo("note: iDDS 2.6.21 does not read minUnevaluatedPoints; it is sent for newer iDDS versions")
         task_id = panda.submit_task(task.task_params)
         hpo = project["hpo_config"]
         store = campaigns.new(

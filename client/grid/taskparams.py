@@ -229,6 +229,10 @@ def build_hpo_task(project: Mapping[str, Any], options: SubmitOptions, *, nickna
         params = PhpoScript.main(get_taskparams=True, dry_mode=True, ext_args=list(args))
     if not isinstance(params, dict):
         raise GridError("phpo returned no task parameters")
+    # phpo names the round size num_points_per_generation, but iDDS 2.6.21 reads
+    # num_points_per_iteration (default 10) and ignores phpo's key: send both, so the size holds.
+    hrd = params["hpoRequestData"]
+    hrd["num_points_per_iteration"] = hrd["num_points_per_generation"]
     printable = [a if a != space_file.name else "search_space.json" for a in args]
     return GridTask("hpo", params, out_ds, sandbox_name(params), evaluate, steer, printable)
 

@@ -367,8 +367,9 @@ class Simulation:
             (task.folder / "project.json").write_text(json.dumps(config))
             Store.create(store_path, id=str(task.task_id), project=str(task.params["taskName"]), backend="gridsim",
                          max_points=int(hrd.get("max_points") or 10), max_concurrent=n_parallel,
-                         points_per_round=int(hrd.get("num_points_per_generation") or 2),
-                         min_unevaluated=int(hrd.get("min_unevaluated_points") or 0),
+                         # iDDS 2.6.21's rules: num_points_per_iteration (default 10) per round;
+                         # phpo's num_points_per_generation and min_unevaluated_points are not read.
+                         points_per_round=int(hrd.get("num_points_per_iteration") or 10), min_unevaluated=0,
                          max_attempts=GRID_ATTEMPTS, metric="loss", mode="min").close()
         wrapper = [sys.executable, "-m", "hpogrid.gridsim.wrapper", "--sandbox", str(sandbox),
                    "--payload", spec.payload, "--output", spec.output_file]

@@ -63,7 +63,8 @@ def test_full_task_matches_phpo_capture_in_keys_and_structure():
     unused = ("$JEDITASKID.metrics", "--outMetricsFile", "--maxLoopCount")
     ref_params = [p for p in ref["jobParameters"] if not str(p["value"]).startswith(unused)]
     assert set(task) == set(ref) | {"site"}  # one site: phpo sends "site" (the capture named none)
-    assert set(task["hpoRequestData"]) == set(ref["hpoRequestData"])
+    # one addition to phpo's request data: iDDS 2.6.21 reads the round size from num_points_per_iteration
+    assert set(task["hpoRequestData"]) == set(ref["hpoRequestData"]) | {"num_points_per_iteration"}
     assert [set(p) for p in task["jobParameters"]] == [set(p) for p in ref_params]
     assert [p["type"] for p in task["jobParameters"]] == [p["type"] for p in ref_params]
     for key in ("multiStepExec", "log"):
@@ -80,6 +81,7 @@ def test_full_task_matches_phpo_capture_in_keys_and_structure():
     assert re.fullmatch(r"user\.tester\.hpogrid\.simple_objective\.out\.\d{14}/", task["taskName"])
     hrd = task["hpoRequestData"]
     assert hrd["max_points"] == 8 and hrd["num_points_per_generation"] == 2 and hrd["min_unevaluated_points"] == 1
+    assert hrd["num_points_per_iteration"] == 2
     assert hrd["opt_space"] == SPACE_1 and hrd["executable"] == "docker" and hrd["sandbox"] is None
     values = [p["value"] for p in task["jobParameters"]]
     assert f"--outMetaFile={META_FILE}" in values
