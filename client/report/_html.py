@@ -172,7 +172,10 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
       table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
       th.setAttribute("aria-sort", asc ? "ascending" : "descending");
       var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-      function key(row) { var c = row.cells[col]; return c.hasAttribute("data-v") ? c.getAttribute("data-v") : c.textContent; }
+      function key(row) {
+        var c = row.cells[col];
+        return c.hasAttribute("data-v") ? c.getAttribute("data-v") : c.textContent;
+      }
       rows.sort(function (a, b) {
         var x = key(a), y = key(b);
         if (x === "" || y === "") { return x === y ? 0 : (x === "" ? 1 : -1); }
@@ -193,7 +196,8 @@ h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.15em; margin-to
 table.results { border-collapse: collapse; font-size: 0.88em; }
 table.results th, table.results td { border-bottom: 1px solid #e3e3e3; padding: 4px 8px; text-align: right; }
 table.results th { cursor: pointer; background: #fafafa; position: sticky; top: 0; user-select: none; }
-table.results th[aria-sort=ascending]::after { content: " \\25B2"; } table.results th[aria-sort=descending]::after { content: " \\25BC"; }
+table.results th[aria-sort=ascending]::after { content: " \\25B2"; }
+table.results th[aria-sort=descending]::after { content: " \\25BC"; }
 table.results td { white-space: nowrap; } table.results td.text { text-align: left; }
 table.results td.msg { white-space: normal; min-width: 18em; } tr.best td { background: #e8f6e8; font-weight: 600; }
 tr.failed td { color: #a33; } .tablewrap { max-height: 520px; overflow: auto; border: 1px solid #ddd; }
@@ -223,7 +227,7 @@ def _table_html(results: Results) -> str:
         cells: list[tuple[str, str | None, bool | str]] = [(("★ 1" if rank == 1 else str(rank)) if rated else "",
                                                       str(rank) if rated else "", False),
                                                      (results.point_label(row), None, False)]
-        for p, v in point_params(results, row).items():
+        for v in point_params(results, row).values():
             numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
             cells.append((fmt_value(v), repr(v) if numeric and not (isinstance(v, float) and math.isnan(v)) else None,
                           not numeric))
@@ -259,7 +263,8 @@ def html_report(results: Results, *, importance: Any = "auto", importance_note: 
         div = fig.to_html(full_html=False, include_plotlyjs=first, div_id=f"plot-{name}",
                           config={"responsive": True, "displaylogo": False})
         first = False
-        parts.append(f'<section id="{name}"><h2>{html.escape(titles[name])}</h2><div class="plot">{div}</div></section>')
+        parts.append(f'<section id="{name}"><h2>{html.escape(titles[name])}</h2>'
+                     f'<div class="plot">{div}</div></section>')
     if "importance" not in figs:
         from ._importance import importance as compute
 

@@ -106,7 +106,8 @@ def render(results: Results, *, extra: Sequence[str] = (), console: Any = None,
         table.add_column(f"{results.metric_name} {arrow}", justify="right", style="bold")
         table.add_column("status")
         for e in extra:
-            table.add_column("loss (minimised)" if e == "loss" else e, justify="right" if e in ("loss", "attempts", "duration", "iterations") else "left",
+            numeric = e in ("loss", "attempts", "duration", "iterations")
+            table.add_column("loss (minimised)" if e == "loss" else e, justify="right" if numeric else "left",
                              overflow="fold")
         rank = 0
         for _, row in rated.iterrows():
