@@ -178,6 +178,10 @@ def select_campaigns(project: str, *, campaign: int | str | None = None, limit: 
     ``limit`` most recent ones).
     """
     projects.load(project)  # NotFoundError for an unknown project
+    filters = [name for name, v in (("--limit", limit), ("--days", days), ("--taskname", taskname),
+                                    ("--range", id_range)) if v is not None]
+    if campaign is not None and filters:
+        raise UsageError(f"--campaign picks one campaign; it cannot be combined with {', '.join(filters)}")
     if campaign is not None:
         entry = registered(campaign)
         if entry["project"] != project:
@@ -287,7 +291,8 @@ def load_stores(stores: Sequence[Store], *, project: str | None = None) -> Resul
     if not records:
         raise NoResultsError(f"{_label(rows_c)} of project {project!r} has no points yet")
 
-    params = order_keys
+    appeared = {k for r in records for k in r["_params"]}
+    params = [k for k in order_keys if k in appeared]  # the search space's order, then any others
     param_columns = {p: (f"param:{p}" if p in FIXED_COLUMNS or p in ("reports", "order") else p) for p in params}
     categorical = {p for p, spec in space.items() if isinstance(spec, dict) and spec.get("method") == "categorical"}
     for r in records:
@@ -377,7 +382,14 @@ def _scalar(v: Any) -> Any:
 
 
 def point_params(results: Results, row: Any) -> dict[str, Any]:
-    return {p: row[results.param_columns[p]] for p in results.params}
+    """A row's hyperparameters as plain Python values (numpy scalars unwrapped)."""
+    out = {}
+    for p in results.params:
+        v = row[results.param_columns[p]]
+        if hasattr(v, "item") and not isinstance(v, (str, bytes)) and getattr(v, "ndim", 0) == 0:
+            v = v.item()
+        out[p] = v
+    return out
 
 
 def iter_reports(reports: Iterable[dict[str, Any]]) -> Iterable[tuple[int, float | None, dict[str, float]]]:

@@ -243,6 +243,8 @@ def test_campaign_selection(project: str) -> None:
     assert res.point_label(res.frame.iloc[0]).count(":") == 1
     with pytest.raises(UsageError):
         report.load(project, id_range="x-y")
+    with pytest.raises(UsageError, match="cannot be combined with --days"):
+        report.load(project, campaign=1, days=3)
     with pytest.raises(report.NoResultsError):
         report.load(project, id_range="7-9")
 
