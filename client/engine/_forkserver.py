@@ -93,6 +93,10 @@ def serve() -> int:
 
             program.preload()
             evaluate = program.main
+            import gc
+
+            gc.collect()
+            gc.freeze()  # children do not touch (copy) the preloaded objects' pages when they collect
         except Exception as exc:  # reported to the driver, which then runs fresh processes
             error = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
