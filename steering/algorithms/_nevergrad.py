@@ -5,7 +5,8 @@ The search runs in the unit cube (an ``Array`` bounded to [0, 1], mapped through
 ``suggest`` + ``ask`` + ``tell``, which every nevergrad optimizer accepts (``tell`` of a point it
 did not ask is not supported by all). Pending points are asked and left untold: nevergrad
 optimizers know about candidates in flight (``num_workers``). The budget is the campaign's
-``max_points`` (iDDS's ``%MAX_POINTS``), which NGOpt uses to pick its method.
+``max_points`` (iDDS's ``%MAX_POINTS``), which NGOpt uses to pick its method; without one
+(the Python API called without ``max_points``) it is twice the points so far, at least 100.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ._params import check_params
 from .base import BaseAlgorithm, Evaluated
 
 _DEFAULTS = {"method": "NGOpt", "budget": None, "num_workers": None}
+_FALLBACK = "CMA"
 
 
 class NevergradSearch(BaseAlgorithm):
@@ -44,12 +46,24 @@ class NevergradSearch(BaseAlgorithm):
         self.evaluated = evaluated
 
     def suggest(self, n: int, pending: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        try:
+            return self._suggest(self.params["method"], n, pending)
+        except TypeError:
+            # nevergrad 1.0.12's MetaModel (chosen by NGOpt for small dimensions) calls float()
+            # on a one-element array, an error since numpy 2.4; its base optimizer is CMA
+            if self.params["method"] == _FALLBACK:
+                raise
+            return self._suggest(_FALLBACK, n, pending)
+
+    def _suggest(self, method: str, n: int, pending: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         d = len(self.space)
         param = ng.p.Array(init=np.full(d, 0.5), lower=0.0, upper=1.0)
         param.random_state = np.random.RandomState(self.step_seed % 2**32)
         budget = self.params["budget"] or self.max_points
+        if budget is None:  # no campaign budget known (Python API without max_points)
+            budget = max(100, 2 * (len(self.evaluated) + len(pending) + n))
         workers = self.params["num_workers"] or max(1, n + len(pending))
-        optimizer = ng.optimizers.registry[self.params["method"]](param, budget=budget, num_workers=workers)
+        optimizer = ng.optimizers.registry[method](param, budget=budget, num_workers=workers)
         out = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nevergrad warns about budgets, bad losses, workers
