@@ -39,7 +39,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 def records(results: Results) -> list[dict[str, Any]]:
     """The rows as plain JSON-ready dicts (missing values are ``None``)."""
     out = []
-    for rec in results.table().to_dict(orient="records"):
+    raw = {results.param_columns[p]: list(results.frame[results.param_columns[p]]) for p in results.params}
+    for i, rec in enumerate(results.table().to_dict(orient="records")):
+        for col, values in raw.items():  # lists and objects stay JSON (the CSV has them as JSON text)
+            rec[col] = values[i]
         out.append({k: _plain(v) for k, v in rec.items()})
     return out
 
@@ -47,8 +50,8 @@ def records(results: Results) -> list[dict[str, Any]]:
 def _plain(v: Any) -> Any:
     if v is None:
         return None
-    if hasattr(v, "item") and not isinstance(v, (str, bytes)):  # numpy scalars
-        v = v.item()
+    if hasattr(v, "item") and not isinstance(v, (str, bytes, list, dict)) and getattr(v, "ndim", 0) == 0:
+        v = v.item()  # numpy scalars
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v

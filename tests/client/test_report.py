@@ -382,3 +382,21 @@ def test_heavy_libraries_load_only_when_a_report_is_made() -> None:
             "print(sorted(m for m in ('pandas', 'plotly', 'mlflow', 'optuna', 'sklearn') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_list_valued_hyperparameters_stay_json(tmp_path: Path) -> None:
+    make_project(tmp_path, "lists", metric="loss", mode="min")
+    store = campaigns.new("lists", "embedded", metric="loss", mode="min")
+    ids = store.add_points([{"lr": 0.1, "layers": 1, "optimizer": "sgd", "shape": [64, 32]},
+                            {"lr": 0.2, "layers": 2, "optimizer": "adam", "shape": [128]}])
+    for pid, loss in zip(ids, [1.0, 0.5]):
+        store.start_point(pid)
+        store.finish_point(pid, loss=loss)
+    store.close()
+    res = report.load("lists")
+    assert "shape" in res.categorical
+    recs = json.loads(report.write_json(res, tmp_path / "l.json").read_text())
+    assert [r["shape"] for r in recs] == [[128], [64, 32]]
+    rows = list(csv.DictReader(report.write_csv(res, tmp_path / "l.csv").open()))
+    assert [json.loads(r["shape"]) for r in rows] == [[128], [64, 32]]
+    assert 'ticktext' in report.write_pcp(res, tmp_path / "l.html").read_text()
