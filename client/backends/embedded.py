@@ -21,6 +21,19 @@ class EmbeddedBackend(BaseBackend):
         return ForkServerRunner(log=store.path.parent / "forkserver.log")
 
     def submit(self, project_name: str, options: SubmitOptions) -> Store:
+        if options.dry_run:  # what would run, nothing written
+            import json
+
+            from .. import projects
+            from ..engine import campaign_fields
+            from ..engine._commands import evaluation_exec, steering_exec
+
+            fields = campaign_fields(projects.load(project_name), self.name, options)
+            fields["backend"] = self.name
+            fields["steering_exec"] = fields["settings"]["steering_command"] or steering_exec(project_name, local=True)
+            fields["evaluation_exec"] = evaluation_exec(project_name, local=True)
+            print(json.dumps(fields, indent=2))
+            return None  # type: ignore[return-value]
         store = create_campaign(project_name, self.name, options)
         return self._start(store, options)
 

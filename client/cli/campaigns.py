@@ -17,6 +17,7 @@ from .. import campaigns, projects
 from ..backends import available, get_backend
 from ..backends.base import SubmitOptions
 from ..errors import CampaignError, HpogridError, NotFoundError, UsageError
+from ..engine._campaign import driver_alive
 from ..store import Store
 
 __all__ = ["commands", "task_rows", "TASK_COLUMNS"]
@@ -163,16 +164,19 @@ def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None =
             c = store.campaign()
             counts = store.counts()
             best = store.best()
-        if status and c["status"] not in status:
-            continue
+        state, message = c["status"], c.get("message")
+        if state in ("running", "created") and c["backend"] in ("embedded", "ray") and not driver_alive(c.get("pid")):
+            state, message = "interrupted", f"the driver (pid {c.get('pid')}) is gone; continue with `hpogrid tasks retry {cid}`"
         total = c.get("max_points") or 0
         done = counts["finished"] + counts["failed"]
         metric = None if best is None else (best["metric"] if best["metric"] is not None else best["loss"])
+        if status and state not in status:
+            continue
         rows.append({
-            "jeditaskid": cid, "taskname": c["project"], "backend": c["backend"], "status": c["status"],
+            "jeditaskid": cid, "taskname": c["project"], "backend": c["backend"], "status": state,
             "progress": round(100.0 * done / total, 1) if total else 0.0, "done": done, "failed": counts["failed"],
             "total": total, "best_metric": metric, "metric": c.get("metric"), "start": _stamp(c.get("started")),
-            "end": _stamp(c.get("ended")), "remote_id": c.get("remote_id"), "message": c.get("message"),
+            "end": _stamp(c.get("ended")), "remote_id": c.get("remote_id"), "message": message,
             "path": entry["path"],
         })
         if len(rows) >= limit:

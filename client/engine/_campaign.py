@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -33,6 +34,13 @@ def campaign_fields(project: dict[str, Any], backend: str, options: Any) -> dict
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
         raise UsageError(f"timeout > 0 must hold, got timeout={timeout!r}")
     command = getattr(options, "steering_command", None) or project.get("steering_exec")
+    if command is not None:
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            raise UsageError(f"the steering command cannot be split into arguments ({exc}): {command!r}") from None
+        if not argv:
+            raise UsageError("the steering command is empty")
     settings = {
         "timeout": float(timeout) if timeout is not None else None,
         "steering_command": command,

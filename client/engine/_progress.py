@@ -88,7 +88,7 @@ class LiveDisplay:
         table.add_column(justify="right", style="bold")
         table.add_column()
         bar = Table.grid(padding=(0, 1))
-        bar.add_row(ProgressBar(total=max(1, p.total), completed=p.done, width=40),
+        bar.add_row(ProgressBar(total=max(1, p.total), completed=p.done, width=30),
                     f"{p.done}/{p.total}  [green]{p.finished} finished[/]  [red]{p.failed} failed[/]  "
                     f"[cyan]{p.running} running[/]  {p.waiting} waiting")
         table.add_row(f"campaign {p.campaign_id}", bar)

@@ -246,6 +246,8 @@ def test_kill9_then_resume_loses_and_duplicates_nothing(cli_env, tmp_path) -> No
             driver.wait()
     before = points(project, 1)
     assert campaign(project, 1)["status"] == "running"  # nobody recorded the crash
+    shown = json.loads(hpogrid(["tasks", "show", "--json", "--local"], cli_env).stdout)
+    assert shown[0]["status"] == "interrupted" and "is gone" in shown[0]["message"]
     finished_before = {i: p for i, p in before.items() if p["state"] == "finished"}
     running = sorted(i for i, p in before.items() if p["state"] == "running")
     assert running
@@ -351,7 +353,10 @@ def test_sigint_stops_cleanly_and_resume_finishes(cli_env, tmp_path) -> None:
 
 # ---- the exec strings ------------------------------------------------------------------------------
 def test_steering_and_evaluation_exec_strings_run(cli_env, tmp_path) -> None:
-    make_project(cli_env, tmp_path, space={"x": {"method": "uniform", "dimension": {"low": 0, "high": 10}}})
+    project = make_project(cli_env, tmp_path, space={"x": {"method": "uniform", "dimension": {"low": 0, "high": 10}}})
+    plan = json.loads(hpogrid(["submit_idds", "obj", "--dry-run", "--max_attempts", "3"], cli_env).stdout)
+    assert (plan["max_points"], plan["max_attempts"], plan["backend"]) == (8, 3, "embedded")
+    assert not (project / "campaigns").exists()
     grid = hpogrid(["steering_exec", "obj"], cli_env).stdout.strip()
     assert "hpogrid-steering" in grid and "%IN" in grid and "%OUT" in grid and "%NUM_POINTS" in grid
     local = hpogrid(["steering_exec", "obj", "--local"], cli_env).stdout.strip()
