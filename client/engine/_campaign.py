@@ -146,6 +146,10 @@ def kill_campaign(store: Store, wait: float = 30.0) -> str:
             time.sleep(0.05)
     status = store.campaign()["status"]
     if status in ("running", "created", "interrupted"):
-        store.requeue_running("the campaign was killed while the job ran")
+        # the driver is gone: jobs without a result go back to proposed; a job that wrote its
+        # output.json stays running, for the next resume to harvest (never evaluated twice)
+        for p in store.points(["running"]):
+            if not (p["job_dir"] and (Path(p["job_dir"]) / "output.json").exists()):
+                store.requeue_point(p["id"], "the campaign was killed while the job ran")
         store.update_campaign(status="killed", ended=time.time(), message="killed by `hpogrid tasks kill`")
     return store.campaign()["status"]
