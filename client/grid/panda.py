@@ -8,12 +8,15 @@ environment when ``pandaclient.Client`` is first imported, so it is imported ins
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import GridError, NotFoundError
 
@@ -36,13 +39,51 @@ class PandaError(GridError):
     """PanDA refused a request or could not be reached."""
 
 
+@contextlib.contextmanager
+def captured() -> Iterator[io.StringIO]:
+    """Collect what panda-client prints and logs during a call (tracebacks of ``dump_log``, warnings);
+    each failure is then said once, by us, with the part of that text that explains it."""
+    os.environ.setdefault("PANDA_BEHIND_REAL_LB", "1")
+    from pandaclient import PLogger
+
+    logger = PLogger.getPandaLogger(use_stdout=False)
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logging.Formatter("%(levelname)s : %(message)s"))
+    saved = logger.handlers[:]
+    logger.handlers[:] = [handler]
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield buffer
+    finally:
+        logger.handlers[:] = saved
+
+
 def _client() -> Any:
     os.environ.setdefault("PANDA_BEHIND_REAL_LB", "1")
-    from pandaclient import Client, PLogger
-
-    PLogger.getPandaLogger(use_stdout=False)  # panda-client's messages go to stderr, never into our output
+    from pandaclient import Client
 
     return Client
+
+
+_LAST_SAID = {"text": ""}  # what panda-client printed during the last call (for the error message)
+
+
+def _call(fn: str, *args: Any, **kwargs: Any) -> Any:
+    """One panda-client call, its own printing captured (see ``captured``)."""
+    with captured() as said:
+        try:
+            return getattr(_client(), fn)(*args, **kwargs)
+        finally:
+            _LAST_SAID["text"] = said.getvalue()
+
+
+def _said() -> str:
+    """The server's answer as panda-client printed it (``dump_log``), without its log noise."""
+    keep = [line.strip() for line in _LAST_SAID["text"].splitlines()
+            if line.strip() and not line.startswith(("ERROR :", "WARNING :", "INFO :", "DEBUG :", "Traceback"))
+            and line.strip() != "NoneType: None"]
+    return _short(" ".join(keep))
 
 
 def server_url() -> str:
@@ -53,7 +94,8 @@ def _what(status: int, output: Any) -> str:
     if status == 1:
         return f"cannot reach PanDA at {server_url()}: {_short(output)}"
     if status == 255:
-        return f"PanDA at {server_url()} refused the request or sent no valid answer"
+        answer = _said()
+        return f"PanDA at {server_url()} refused the request or sent no valid answer" + (f": {answer}" if answer else "")
     if isinstance(status, int) and status >= 300:
         return f"PanDA at {server_url()} answered HTTP {status}: {_short(output)}"
     return f"PanDA failed (status {status}): {_short(output)}"
@@ -70,7 +112,7 @@ def upload_sandbox(path: Path) -> str:
     cwd = os.getcwd()
     os.chdir(path.parent)  # putFile sends the name it is given; PanDA keeps the basename
     try:
-        status, out = client.putFile(path.name, False, useCacheSrv=True, reuseSandbox=True)
+        status, out = _call("putFile", path.name, False, useCacheSrv=True, reuseSandbox=True)
     finally:
         os.chdir(cwd)
     if status == 0 and isinstance(out, str) and out.startswith("NewFileName:"):
@@ -86,8 +128,7 @@ def upload_sandbox(path: Path) -> str:
 
 def submit_task(task_params: dict[str, Any]) -> int:
     """``Client.insertTaskParams``; returns the jediTaskID."""
-    client = _client()
-    status, out = client.insertTaskParams(task_params, False, True)
+    status, out = _call("insertTaskParams", task_params, False, True)
     if status != 0:
         raise PandaError(f"task submission failed: {_what(status, out)}")
     code, message = out[0], out[1]
@@ -100,14 +141,14 @@ def submit_task(task_params: dict[str, Any]) -> int:
 
 
 def task_status(task_id: int) -> str:
-    status, out = _client().getTaskStatus(int(task_id))
+    status, out = _call("getTaskStatus", int(task_id))
     if status != 0 or out is None:
         raise PandaError(f"task {task_id}: cannot get its status: {_what(status, out)}")
     return str(out)
 
 
 def task_details(task_id: int) -> dict[str, Any]:
-    status, out = _client().getJediTaskDetails({"jediTaskID": int(task_id)}, False, True)
+    status, out = _call("getJediTaskDetails", {"jediTaskID": int(task_id)}, False, True)
     if status != 0 or not isinstance(out, dict):
         raise PandaError(f"task {task_id}: cannot get its details: {_what(status, out)}")
     return out
@@ -120,7 +161,7 @@ def list_tasks(days: int | None = 30, limit: int = 1000, filters: dict[str, str]
     since = None
     if days is not None:
         since = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S")
-    status, out = _client().get_tasks_detailed_info_since(since=since, filters=filters, n_tasks=limit)
+    status, out = _call("get_tasks_detailed_info_since", since=since, filters=filters, n_tasks=limit)
     if status != 0 or out is None:
         raise PandaError(f"cannot list tasks: {_what(status, out)}")
     return list(out)
@@ -132,7 +173,7 @@ def _not_found(text: str) -> bool:
 
 def kill_task(task_id: int) -> str:
     """``Client.killTask``: ``(True, message)`` when registered, ``(False, reason)`` when refused."""
-    status, out = _client().killTask(int(task_id))
+    status, out = _call("killTask", int(task_id))
     if status != 0:
         raise PandaError(f"task {task_id}: kill failed: {_what(status, out)}")
     ok, diag = out
@@ -145,7 +186,7 @@ def kill_task(task_id: int) -> str:
 
 def retry_task(task_id: int) -> str:
     """``Client.retryTask``: ``(code, message)``, code 0/True when registered (as pbook reads it)."""
-    status, out = _client().retryTask(int(task_id), False, True)
+    status, out = _call("retryTask", int(task_id), False, True)
     if status != 0:
         raise PandaError(f"task {task_id}: retry failed: {_what(status, out)}")
     code, message = out
@@ -158,7 +199,7 @@ def retry_task(task_id: int) -> str:
 
 def job_metadata(task_id: int) -> list[dict[str, Any]]:
     """Per-job metadata (``getUserJobMetadata``) as ``[{"PandaID": id, "metaData": {...}}, ...]``."""
-    status, out = _client().getUserJobMetadata(int(task_id))
+    status, out = _call("getUserJobMetadata", int(task_id))
     if status != 0 or out is None:
         raise PandaError(f"task {task_id}: cannot get job metadata: {_what(status, out)}")
     items = out.items() if isinstance(out, dict) else ((r.get("PandaID"), r.get("metaData")) for r in out)
@@ -178,7 +219,7 @@ def site_info() -> dict[str, dict[str, Any]]:
     client = _client()
     with tempfile.TemporaryDirectory(prefix="hpogrid-sites-") as tmp:
         target = os.path.join(tmp, "schedconfig.all.json")
-        status, out = client.getFile("schedconfig/schedconfig.all.json", output_path=target)
+        status, out = _call("getFile", "schedconfig/schedconfig.all.json", output_path=target)
         if status != 0 or out is not True:
             raise PandaError(f"cannot get the site list: {_what(status, out)}")
         with open(target, encoding="utf-8") as f:

@@ -188,17 +188,17 @@ def phpo_args(project: Mapping[str, Any], options: SubmitOptions, *, out_ds: str
 @contextlib.contextmanager
 def _panda_client_call(tool: str) -> Iterator[Path]:
     """Run a panda-client ``main()`` hermetically: own cwd, argv restored, exits turned into errors."""
-    os.environ.setdefault("PANDA_BEHIND_REAL_LB", "1")  # no DNS look-ups when Client is imported
-    from pandaclient import PLogger
+    from .panda import captured
 
-    PLogger.getPandaLogger(use_stdout=False)  # its warnings go to stderr; stdout is ours (--dry-run JSON)
     saved_argv, saved_cwd = list(sys.argv), os.getcwd()
-    with tempfile.TemporaryDirectory(prefix=f"hpogrid-{tool}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"hpogrid-{tool}-") as tmp, captured() as said:
         os.chdir(tmp)
         try:
             yield Path(tmp)
         except SystemExit as exc:  # panda-client exits on invalid options; its logger said why
-            raise GridError(f"{tool} rejected the options (exit status {exc.code}); see its message above") from None
+            errors = [line.split(" : ", 1)[-1] for line in said.getvalue().splitlines() if line.startswith("ERROR")]
+            why = "; ".join(errors) or said.getvalue().strip()[-300:] or f"exit status {exc.code}"
+            raise GridError(f"{tool} rejected the options: {why}") from None
         finally:
             os.chdir(saved_cwd)
             sys.argv[:] = saved_argv
