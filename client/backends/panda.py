@@ -145,6 +145,26 @@ class PandaBackend(BaseBackend):
                         "path": None})
         return out
 
+    # ---- hooks of `tasks` for grid tasks that are not local campaigns (e.g. `hpogrid run` tasks) --------
+    def task_metadata(self, task_id: int | str) -> list[dict[str, Any]]:
+        """Per-job metadata of a grid task: ``[{"PandaID": ..., "metaData": {...}}, ...]``."""
+        from ..grid import auth, panda
+
+        auth.check_credential()
+        return panda.job_metadata(int(task_id))
+
+    def kill_task(self, task_id: int | str) -> str:
+        """Kill a grid task by its jediTaskID (through its campaign when it has one)."""
+        from ..grid import monitor
+
+        return monitor.kill(int(task_id))
+
+    def retry_task(self, task_id: int | str) -> str:
+        """Retry a grid task by its jediTaskID (through its campaign when it has one)."""
+        from ..grid import monitor
+
+        return monitor.retry(int(task_id))
+
     def refresh(self, store: Store) -> None:
         """Task state from PanDA, points and losses from iDDS, job metadata from PanDA."""
         from ..grid import auth, idds, panda

@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs
@@ -44,10 +43,6 @@ def _idds_json(data: Any) -> str:
     from idds.common.utils import json_dumps
 
     return json_dumps(data, indent=4, sort_keys=True)
-
-
-def _idds_date(value: _dt.datetime) -> _dt.datetime:
-    return value
 
 
 class GridSim:
