@@ -86,6 +86,9 @@ class PandaBackend(BaseBackend):
             _rename_sandbox(task.task_params, task.sandbox, uploaded)
         if options.min_unevaluated_points:
             self.echo("note: iDDS 2.6.21 does not read minUnevaluatedPoints; it is sent for newer iDDS versions")
+        if options.max_attempts is not None and options.max_attempts != GRID_MAX_ATTEMPTS:
+            self.echo(f"note: on the grid PanDA retries a point {GRID_MAX_ATTEMPTS} times; "
+                      f"--max_attempts {options.max_attempts} does not apply")
         task_id = panda.submit_task(task.task_params)
         hpo = project["hpo_config"]
         store = campaigns.new(
