@@ -10,10 +10,10 @@ k*q, normal-family ones on their CDF.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Callable, Sequence
 
+import numpy as np
 from sklearn.base import clone
 from skopt import Optimizer
 from skopt.space import Categorical, Integer, Real
@@ -73,6 +73,11 @@ class SkoptSearch(BaseAlgorithm):
         super().__init__(space, seed)
         self.params = check_params("skopt", params, _DEFAULTS)
         self.params["base_estimator"] = choose("skopt", "base_estimator", self.params["base_estimator"], _ESTIMATORS)
+        if self.params["base_estimator"] == "GBRT" and not hasattr(np, "in1d"):
+            raise InputError(
+                "algorithm 'skopt': base_estimator GBRT does not work with numpy >= 2.4 and "
+                "scikit-learn >= 1.6 (scikit-optimize 0.10.2 calls removed APIs); use GP, RF or ET"
+            )
         self.mappings = [_Mapping(d) for d in space]
         self.optimizer: Optimizer | None = None
 
