@@ -31,7 +31,8 @@ from typing import Any, Callable
 from hpogrid.evaluator.status import Status
 
 from ..errors import CampaignError
-from ..home import atomic_write_json
+from ..home import atomic_write_json, atomic_write_text
+from ..store import FAILURE_LOSS
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, clean_dir
 from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, WarmSteering
 
@@ -223,6 +224,7 @@ class Engine:
         self._failures: dict[int, int] = {}
         self._params: dict[int, dict[str, Any]] = {}
         self._round: tuple[int, int, int, float] | None = None  # (round id, attempt, n, started)
+        self._reader: Any = None  # read-only connection for %IN
         self._exhausted = False
         self._steering_error: str | None = None
         self.progress = Progress(self.campaign_id, self.settings.max_points, metric_name=self.metric_name)
@@ -266,9 +268,11 @@ class Engine:
                 self._exhausted = True
         points = self.store.points()
         for p in points:
-            self._attempts[p["id"]] = p["attempts"]
+            if p["state"] not in ("finished", "failed"):
+                self._attempts[p["id"]] = p["attempts"]
             if p["state"] == "running":
                 self._recover(p)
+        del points
         for p in self.store.points(["proposed"]):
             self._queue.append(p["id"])
             self._params[p["id"]] = p["params"]
@@ -400,8 +404,7 @@ class Engine:
                 (folder / name).unlink()
             except FileNotFoundError:
                 pass
-        history = self.store.history()
-        atomic_write_json(folder / IN_FILE, {"points": history, "opt_space": self.opt_space})
+        atomic_write_text(folder / IN_FILE, self._history_text())
         self._round = (round_id, attempt, n, time.monotonic())
         self.progress.rounds = round_id
         self.steering.begin(folder, n, self.settings.max_points)
@@ -449,6 +452,25 @@ class Engine:
             except FileNotFoundError:
                 pass
         self._publish()
+
+    def _history_text(self) -> str:
+        """%IN as iDDS writes it: every point so far, ``[params, loss]`` (null = pending; a failed point
+        without a loss = 1e5), built from the stored JSON text without decoding 10,000 dicts per round
+        (same content as ``Store.history()``)."""
+        if self._reader is None:
+            import sqlite3
+
+            self._reader = sqlite3.connect(f"file:{self.store.path}?mode=ro", uri=True, timeout=30)
+        parts = []
+        for params, state, loss in self._reader.execute("SELECT params, state, loss FROM points ORDER BY id"):
+            if state == "finished":
+                value = "null" if loss is None else repr(float(loss))
+            elif state == "failed":
+                value = repr(float(loss)) if loss is not None else repr(FAILURE_LOSS)
+            else:
+                value = "null"
+            parts.append(f"[{params}, {value}]")
+        return '{"points": [' + ", ".join(parts) + '], "opt_space": ' + json.dumps(self.opt_space) + "}\n"
 
     def _read_out(self, path: Path, n: int) -> tuple[list[dict[str, Any]], str | None]:
         if not path.exists():
@@ -528,11 +550,13 @@ class Engine:
             if best is None or outcome.loss < best["loss"]:
                 self.progress.best = {"id": point_id, "loss": outcome.loss, "metric": metric,
                                       "params": self._params.get(point_id) or self.store.point(point_id)["params"]}
+            self._forget(point_id)
         elif outcome.kind == "failed" and final:
             why = outcome.message if not outcome.retryable or self.settings.max_attempts == 1 else \
                 f"{outcome.message} (failed {failures} of {self.settings.max_attempts} attempts)"
             self.store.fail_point(point_id, why, host=host, started=started)
             self.progress.failed += 1
+            self._forget(point_id)
         else:
             if outcome.kind == "failed":
                 self._failures[point_id] = failures
@@ -543,6 +567,12 @@ class Engine:
             if not recovered:  # at resume the queue is rebuilt from the store
                 self._queue.insert(0, point_id)
         self._publish()
+
+    def _forget(self, point_id: int) -> None:
+        """A final point needs no state in the driver (memory stays flat over 10,000s of points)."""
+        self._params.pop(point_id, None)
+        self._attempts.pop(point_id, None)
+        self._failures.pop(point_id, None)
 
     # ---- stop --------------------------------------------------------------------------
     def _shutdown(self, status: str, message: str | None) -> None:
@@ -565,6 +595,9 @@ class Engine:
                 self.runner.close()
             finally:
                 self.steering.close()
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
                 if self._round is not None:
                     self.store.end_round(self._round[0], "interrupted", attempts=self._round[1], message=message)
                     self._round = None

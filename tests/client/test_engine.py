@@ -117,6 +117,8 @@ def test_steering_end_of_search_and_failures(project, tmp_path) -> None:
     assert "exited with status 4 without writing output.json" in pts[99]["message"]
     # the steering saw both failures as 1e5 in a later round's %IN
     assert store.history()[1][1] == 1e5 and store.history()[2][1] == 1e5
+    # %IN is built from the stored text; it says what Store.history() says
+    assert json.loads(engine._history_text())["points"] == store.history()
     last = max((store.path.parent / "rounds").iterdir(), key=lambda p: int(p.name))
     losses = [loss for _, loss in json.loads((last / "idds_input.json").read_text())["points"]]
     assert 1e5 in losses
