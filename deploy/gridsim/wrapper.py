@@ -4,7 +4,8 @@
 --payload STRING [--output output.json]``, run in the job folder (which already holds ``input.json``
 for HPO jobs): unpack the sandbox here, write the training file list, run the payload (argv from
 ``shlex.split``, no shell), and exit 13 when an HPO payload wrote no output file (runHPO's code),
-else with the payload's own status.
+1 when its output says the evaluation failed (PanDA then retries the point), else with the
+payload's own status.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tarfile
 from pathlib import Path
 
 EXIT_NO_OUTPUT = 13  # runHPO: the evaluation wrote no output.json
+EXIT_FAILED_EVALUATION = 1  # the evaluation said status != 0: the job failed, PanDA retries the point
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.output and not (here / args.output).exists():
         print(f"the payload wrote no {args.output}", file=sys.stderr)
         return EXIT_NO_OUTPUT
-    return 0 if args.output else rc
+    if args.output:
+        # A failed evaluation (status != 0) reports no loss: PanDA retries the point with a new job
+        # (5 attempts, then loss 1e5), whatever the reason. The output is kept beside, the job fails.
+        try:
+            result = json.loads((here / args.output).read_text())
+        except (OSError, ValueError):
+            result = None
+        if isinstance(result, dict) and result.get("status") not in (0, None):
+            (here / args.output).rename(here / f"{args.output}.failed")
+            print(f"the evaluation failed (status {result.get('status')}): {result.get('message')}", file=sys.stderr)
+            return EXIT_FAILED_EVALUATION
+        return 0
+    return rc
 
 
 if __name__ == "__main__":

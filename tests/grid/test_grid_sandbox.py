@@ -208,3 +208,48 @@ def test_panda_http_error_is_one_line_and_nothing_is_recorded(grid_env: dict, gr
     assert "no valid answer" in line and "Internal Server Error" in line  # panda-client drops the HTTP code
     assert len(sim_state(gridsim)["tasks"]) == before
     assert json.loads(hpogrid("tasks", "show", "--json", "--local", env=grid_env).stdout) == shown
+
+
+RAW_SUBMIT = """
+import json, sys, tempfile, urllib.parse
+from pathlib import Path
+from hpogrid.client import projects
+from hpogrid.client.backends.base import SubmitOptions
+from hpogrid.client.grid import panda, taskparams
+from hpogrid.client.grid.sandbox import make_sandbox
+
+task = taskparams.build_hpo_task(projects.load(sys.argv[1]), SubmitOptions(), nickname="tester")
+params = task.task_params["jobParameters"]
+at = [p["value"] for p in params].index('-p "') + 1
+params[at]["value"] = urllib.parse.quote(sys.argv[2])  # the evaluation payload, as phpo encodes it
+with tempfile.TemporaryDirectory() as tmp:
+    panda.upload_sandbox(make_sandbox(projects.path(sys.argv[1]), Path(tmp) / task.sandbox))
+print(panda.submit_task(task.task_params))
+"""
+
+FAILED_EVALUATION = ("python3 -c \"import json; json.dump({'status': 1, 'loss': None, 'message': 'no luck'}, "
+                     "open('output.json', 'w'))\"")
+
+
+@pytest.mark.parametrize("payload, attempts_seen", [
+    (FAILED_EVALUATION, "output.json.failed"),  # the evaluation said it failed (status != 0)
+    ("python3 -c 'import sys; sys.exit(0)'", None),  # no output.json at all (runHPO: exit 13)
+])
+def test_failing_points_get_five_attempts_then_loss_1e5(payload: str, attempts_seen: str | None, grid_env: dict,
+                                                        gridsim: dict):
+    """PanDA's rule in the sandbox: a point whose job fails is retried, 5 attempts, then iDDS has loss 1e5."""
+    import requests
+
+    make_project(grid_env, "raw", script="simple_objective.py", model="simple_objective", space=SPACE_1,
+                 num_trials=1, max_concurrent=1)
+    out = subprocess.run([sys.executable, "-c", RAW_SUBMIT, "raw", payload], env=grid_env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    tid = int(out.stdout.strip())
+    wait_task(gridsim, tid, ("finished",), timeout=120)
+    jobs = gridsim["state"] / "tasks" / str(tid) / "jobs" / "1"
+    assert sorted(p.name for p in jobs.iterdir()) == ["1", "2", "3", "4", "5"]
+    if attempts_seen:
+        assert all((jobs / a / attempts_seen).exists() for a in "12345")
+    (point,) = requests.get(f"{grid_env['IDDS_HOST']}/hpo/{tid}/null/null/null/null", timeout=30).json()
+    assert point["loss"] == 1e5
