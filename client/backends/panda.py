@@ -10,6 +10,7 @@ store shape every backend writes, so ``tasks`` and ``report`` need nothing grid-
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 import time
@@ -141,10 +142,13 @@ class PandaBackend(BaseBackend):
                                   status=status)
         out = []
         for r in rows:
-            out.append({"jeditaskid": r["jeditaskid"], "taskname": r["taskname"], "status": r["status"],
+            m = re.match(r"^user\.[^.]+\.hpogrid\.(.+)\.out\.\d{14}/?$", r["taskname"] or "")
+            name = m.group(1) if m else r["taskname"]  # the project, when the default outDS pattern names it
+            out.append({"jeditaskid": r["jeditaskid"], "taskname": name, "status": r["status"],
                         "progress": float(r.get("pctfinished") or 0), "done": None, "failed": None, "total": None,
                         "best_metric": None, "metric": None, "start": None, "end": None,
-                        "remote_id": str(r["jeditaskid"]), "message": f"site {r.get('site') or 'any'}",
+                        "remote_id": str(r["jeditaskid"]),
+                        "message": f"{r['taskname']} at {r.get('site') or 'any site'}",
                         "path": None})
         return out
 
