@@ -7,33 +7,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-import os
-import tempfile
+from ..home import atomic_write_text
 from ._load import Results
 
 __all__ = ["atomic_write_text", "to_csv_text", "to_json_text", "write_csv", "write_json", "records"]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write beside ``path`` then rename: a reader (or a crash) never sees half a report.
-
-    Unlike a private temp file, the report gets the permissions of any new file (umask applies).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def records(results: Results) -> list[dict[str, Any]]:
