@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import REPO, installed
 
-WIRE_DIR = Path("/work/shared/reference/wire")  # the real iDDS/phpo captures (PROTOCOL.md)
+WIRE_DIR = Path(__file__).with_name("wire")  # real iDDS replies and phpo's task parameters (PROTOCOL.md)
 DATASET = "user.tester.train.ds"
 DATASET_FILES = ["a.h5", "b.h5"]
 

@@ -19,10 +19,7 @@ from hpogrid.client.grid.taskparams import (META_FILE, build_hpo_task, build_run
                                             steering_config, steering_exec)
 from hpogrid.gridsim.commands import job_spec, local_steering
 
-from .conftest import SPACE_1, hpogrid, make_project
-
-WIRE = Path("/work/shared/reference/wire")
-WIRE = WIRE if WIRE.is_dir() else Path(__file__).resolve().parents[2] / "docs" / "wire"
+from .conftest import SPACE_1, WIRE_DIR, hpogrid, make_project
 
 
 def project(**grid) -> dict:
@@ -48,9 +45,7 @@ def structure(value):
 
 
 def _capture():
-    if not (WIRE / "taskParamMap_full.json").exists():
-        pytest.skip(f"wire capture not found in {WIRE}")
-    return json.loads((WIRE / "taskParamMap_full.json").read_text())
+    return json.loads((WIRE_DIR / "taskParamMap_full.json").read_text())
 
 
 def test_full_task_matches_phpo_capture_in_keys_and_structure():
