@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpogrid.client.engine._jobs import Job, ProcessRunner
-from hpogrid.client.engine._loop import Engine, EngineSettings
-from hpogrid.client.engine._steering import CommandSteering
+from hpogrid.client.engine import CommandSteering, Engine, EngineSettings, Job, ProcessRunner
 from hpogrid.client.store import FAILURE_LOSS, Store
 
 from .commands import JobSpec, job_spec, local_steering
