@@ -88,11 +88,11 @@ def run_step(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="One steering round for iDDS: read every point so far (%%IN), write new points (%%OUT).",
+        description="One steering round for iDDS: read every point so far (%IN), write new points (%OUT).",
         epilog=(
-            "iDDS steeringExec: hpogrid-steering --in %%IN --out %%OUT --num-points %%NUM_POINTS "
-            "--max-points %%MAX_POINTS --config project.json. Values in %%IN are losses (minimised; "
-            "null = pending; 1e5 = failed). Without --config the search space is %%IN's opt_space "
+            "iDDS steeringExec: hpogrid-steering --in %IN --out %OUT --num-points %NUM_POINTS "
+            "--max-points %MAX_POINTS --config project.json. Values in %IN are losses (minimised; "
+            "null = pending; 1e5 = failed). Without --config the search space is %IN's opt_space "
             "and the algorithm is random."
         ),
     )
