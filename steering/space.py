@@ -277,6 +277,11 @@ class Dimension:
             u = _STD_NORMAL.cdf((value - a["mu"]) / a["sigma"])
         return min(max(u, 0.0), 1.0)
 
+    def index(self, value: Any) -> int:
+        """Position of a valid category; JSON types kept apart, so ``True`` is not ``1``
+        (``list.index`` would confuse them)."""
+        return self._index(value, strict=True)
+
     def _index(self, value: Any, strict: bool = False) -> int:
         """Position of ``value`` among the categories, JSON types kept apart (1, 1.0, true)."""
         cats = self.categories

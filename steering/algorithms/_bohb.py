@@ -61,7 +61,7 @@ class BohbSearch(BaseAlgorithm):
         cfg = {}
         for dim in self.space:
             if dim.method == "categorical":
-                cfg[dim.name] = dim.categories.index(point[dim.name])
+                cfg[dim.name] = dim.index(point[dim.name])
             elif dim.method != "fixed":
                 cfg[dim.name] = dim.to_unit(point[dim.name])
         return cfg

@@ -63,7 +63,7 @@ class HyperoptSearch(BaseAlgorithm):
         self.trials = Trials()
 
     def _value(self, dim: Dimension, value: Any) -> Any:
-        return dim.categories.index(value) if dim.method == "categorical" else value
+        return dim.index(value) if dim.method == "categorical" else value
 
     def _docs(self, points: Sequence[dict[str, Any]], losses: Sequence[float | None], first_tid: int) -> list:
         tids = list(range(first_tid, first_tid + len(points)))

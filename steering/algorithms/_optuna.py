@@ -63,7 +63,7 @@ class _Mapping:
         if m == "categorical":
             cats = dim.categories
             self.dist = CategoricalDistribution(list(range(len(cats))))
-            self.to_param = lambda v: cats.index(v)
+            self.to_param = dim.index
             self.from_param = lambda p: cats[int(p)]
         elif m == "uniform":
             self.dist = FloatDistribution(a["low"], a["high"])

@@ -44,7 +44,7 @@ class _Mapping:
         if m in ("categorical", "fixed"):
             cats = dim.categories
             self.dim = Categorical(list(range(len(cats))), name=dim.name)
-            self.to_x = lambda v: cats.index(v) if m == "categorical" else 0
+            self.to_x = dim.index
             self.from_x = lambda x: cats[int(x)]
         elif m == "uniform":
             self.dim = Real(a["low"], a["high"], name=dim.name)

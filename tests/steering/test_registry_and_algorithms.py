@@ -189,3 +189,26 @@ def test_model_based_algorithms_beat_random_on_a_bowl(name: str) -> None:
         return min(loss for _, loss in history)
 
     assert best(name) < best("random")
+
+
+@pytest.mark.parametrize("name", ["hyperopt", "optuna", "skopt", "bohb", "bayesian", "nevergrad"])
+def test_categories_equal_in_python_but_not_in_json_stay_apart(name: str) -> None:
+    """[1, true] and [0, false] are distinct JSON categories, though 1 == True in Python."""
+    space = SearchSpace.parse({"c": {"method": "categorical", "dimension": {"categories": [1, True, 0, False]}},
+                               "x": {"method": "uniform", "dimension": {"low": 0, "high": 1}}})
+    history = [({"c": c, "x": x}, loss) for c, x, loss in [(True, 0.1, 0.0), (1, 0.2, 5.0), (False, 0.3, 4.0), (0, 0.4, 3.0)] * 3]
+    try:
+        out = propose(space, history, 8, algorithm=name, seed=0)
+    except MissingDependencyError:
+        pytest.skip(f"{name} is not installed")
+    assert all(space.contains(p) for p in out)
+    assert {type(p["c"]) for p in out} <= {int, bool}
+    assert [space["c"].index(v) for v in (1, True, 0, False)] == [0, 1, 2, 3]
+    if name == "hyperopt":  # what the library was told: True is index 1, not index 0
+        algo = create_algorithm("hyperopt", space, 0)
+        algo.propose(history, 1)
+        assert [d["misc"]["vals"]["c"] for d in algo.trials.trials[:4]] == [[1], [0], [3], [2]]
+    if name == "optuna":
+        algo = create_algorithm("optuna", space, 0)
+        algo.propose(history, 1)
+        assert [t.params["c"] for t in algo.study.trials[:4]] == [1, 0, 3, 2]
