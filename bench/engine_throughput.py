@@ -38,7 +38,7 @@ from ray import tune
 t0 = time.perf_counter()
 def simple_objective(config):
     tune.report({"loss": (config["height"] - 14) ** 2 - abs(config["width"] - 3)})
-ray.init(num_cpus=%(cpus)d, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+ray.init(address="local", num_cpus=%(cpus)d, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 tuner = tune.Tuner(
     simple_objective,
     param_space={"height": tune.uniform(-100, 100), "width": tune.uniform(0, 20)},
