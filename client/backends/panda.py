@@ -179,8 +179,11 @@ class PandaBackend(BaseBackend):
         task_id = _task_id(store)
         credential = auth.check_credential()
         status = panda.task_status(task_id)
-        points = idds.hyperparameters(task_id, credential)
         metadata = panda.job_metadata(task_id)
+        if (store.campaign().get("settings") or {}).get("kind") == "run":  # `hpogrid run`: no iDDS request
+            apply_run_results(store, status, metadata)
+            return
+        points = idds.hyperparameters(task_id, credential)
         apply_grid_results(store, status, points, metadata)
 
 
@@ -266,6 +269,40 @@ def apply_grid_results(store: Store, task_status: str, points: list[dict[str, An
         else:
             store.finish_point(pid, loss=loss, metric=metric, reports=reports, host=host,
                                message=meta.get("message") or "", started=started, ended=ended)
+    state = campaign_status(task_status)
+    fields: dict[str, Any] = {"status": state, "message": f"PanDA task status: {task_status}"}
+    if task_status in FINAL_TASK_STATES and not campaign.get("ended"):
+        fields["ended"] = time.time()
+    store.update_campaign(**fields)
+
+
+RUN_POINT_STRIDE = 100_000  # point id of trial i of job j in a `run` campaign: j * stride + i + 1
+
+
+def apply_run_results(store: Store, task_status: str, metadata: list[dict[str, Any]]) -> None:
+    """An ``hpogrid run`` campaign: every trial of every job (its ``userJobMetadata.json``) as a point."""
+    campaign = store.campaign()
+    known = {p["id"] for p in store.points()}
+    for row in metadata:
+        meta = row.get("metaData")
+        if not isinstance(meta, dict) or not isinstance(meta.get("result"), dict):
+            continue  # a job still running has an empty metadata file
+        names = meta.get("hyperparameters") or []
+        metric_name = meta.get("metric") or campaign.get("metric") or "loss"
+        job = int(row["PandaID"]) % RUN_POINT_STRIDE
+        for key, trial in sorted(meta["result"].items(), key=lambda kv: int(kv[0])):
+            pid = job * RUN_POINT_STRIDE + int(key) + 1
+            if pid in known or not isinstance(trial, dict):
+                continue
+            store.add_points([{n: trial.get(n) for n in names}], ids=[pid])
+            loss, metric = trial.get("loss"), trial.get(metric_name)
+            loss = float(loss) if isinstance(loss, (int, float)) else None
+            metric = float(metric) if isinstance(metric, (int, float)) else None
+            host = f"PanDA job {row['PandaID']}"
+            if trial.get("state") == "finished" and loss is not None:
+                store.finish_point(pid, loss=loss, metric=metric, message=trial.get("message") or "", host=host)
+            else:
+                store.fail_point(pid, trial.get("message") or "the trial failed", loss=loss, metric=metric, host=host)
     state = campaign_status(task_status)
     fields: dict[str, Any] = {"status": state, "message": f"PanDA task status: {task_status}"}
     if task_status in FINAL_TASK_STATES and not campaign.get("ended"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import click
@@ -31,8 +32,8 @@ def run(project: str, n_jobs: int, site: str | None, architecture: str | None, g
     """Submit N grid jobs of PROJECT as one PanDA task (prun); results come back as job metadata.
 
     Each job unpacks the project folder, runs `hpogrid local_run` inside the evaluation container
-    and leaves its summary (best point, every trial) as PanDA job metadata: read it with
-    `hpogrid tasks show --jeditaskid ID --metadata`.
+    and leaves its summary (best point, every trial) as PanDA job metadata. The task is a campaign
+    of the project: `hpogrid report PROJECT` reads every trial of every job from that metadata.
     """
     from .. import projects
     from ..grid import auth, panda, rucio
@@ -60,7 +61,17 @@ def run(project: str, n_jobs: int, site: str | None, architecture: str | None, g
             if param.get("value") == f"-a {task.sandbox}":
                 param["value"] = f"-a {uploaded}"
     task_id = panda.submit_task(task.task_params)
-    click.echo(f"submitted jediTaskID={task_id}: {n_jobs} job(s) of {project} (outDS {task.out_ds})")
+    from .. import campaigns
+
+    hpo = data["hpo_config"]
+    with campaigns.new(project, "panda", remote_id=str(task_id), status="running", algorithm=hpo["algorithm"],
+                       metric=hpo["metric"], mode=hpo["mode"], max_points=n_jobs * hpo["num_trials"],
+                       max_concurrent=n_jobs, started=time.time(),
+                       settings={"kind": "run", "jediTaskID": task_id, "n_jobs": n_jobs, "outDS": task.out_ds,
+                                 "exec": task.evaluation_exec}) as store:
+        cid = store.campaign()["id"]
+    click.echo(f"submitted jediTaskID={task_id}: {n_jobs} job(s) of {project} (outDS {task.out_ds}); "
+               f"campaign {cid}: follow it with `hpogrid tasks show`, results with `hpogrid report {project}`")
 
 
 def _nickname() -> str:

@@ -56,3 +56,22 @@ def test_grid_results_into_the_store(tmp_path: Path):
     assert store.campaign()["ended"] is not None
     assert [campaign_status(s) for s in ("running", "done", "finished", "failed", "aborted", "broken")] == \
         ["running", "finished", "finished", "failed", "killed", "failed"]
+
+
+def test_run_job_metadata_into_the_store(tmp_path: Path):
+    from hpogrid.client.backends.panda import RUN_POINT_STRIDE, apply_run_results
+
+    store = Store.create(tmp_path / "store.db", id="2", project="p", backend="panda", mode="min", metric="loss",
+                         remote_id="500002", status="running", settings={"kind": "run"})
+    job = {"hyperparameters": ["x"], "metric": "loss",
+           "result": {"0": {"x": 1, "loss": 0.0, "state": "finished"},
+                      "1": {"x": 2, "loss": None, "state": "failed", "message": "boom"}}}
+    meta = [{"PandaID": 500002001, "metaData": job}, {"PandaID": 500002002, "metaData": {}}]  # one still running
+    apply_run_results(store, "running", meta)
+    apply_run_results(store, "running", meta)  # idempotent
+    points = store.points()
+    assert [p["id"] for p in points] == [RUN_POINT_STRIDE + 1, RUN_POINT_STRIDE + 2]
+    assert points[0]["state"] == "finished" and points[0]["loss"] == 0.0 and points[0]["params"] == {"x": 1}
+    assert points[1]["state"] == "failed" and points[1]["message"] == "boom"
+    apply_run_results(store, "done", meta)
+    assert store.campaign()["status"] == "finished"

@@ -124,10 +124,11 @@ def test_kill_and_retry_a_running_task(grid_env: dict, gridsim: dict, tmp_path: 
     assert len(records) == 4 and all(r["status"] == "finished" for r in records)
 
 
-def test_run_n_jobs_and_job_metadata(grid_env: dict, gridsim: dict):
+def test_run_n_jobs_and_job_metadata(grid_env: dict, gridsim: dict, tmp_path: Path):
     make_project(grid_env, "runp", script="simple_objective.py", model="simple_objective", space=SPACE_1,
                  num_trials=3, max_concurrent=1)
-    tid = task_id(hpogrid("run", "runp", "--n_jobs", "2", env=grid_env).stdout)
+    submitted = hpogrid("run", "runp", "--n_jobs", "2", env=grid_env).stdout
+    tid, cid = task_id(submitted), campaign_id(submitted)
     wait_task(gridsim, tid, ("done",), timeout=200)
     code = ("import json, sys; from hpogrid.client.grid import monitor; "
             f"print(json.dumps(monitor.grid_tasks(jeditaskid={tid}, metadata=True)))")
@@ -140,8 +141,14 @@ def test_run_n_jobs_and_job_metadata(grid_env: dict, gridsim: dict):
         assert meta["project_name"] == "runp" and meta["status"] == 0 and len(meta["result"]) == 3
         best = min(meta["result"].values(), key=lambda r: r["loss"])
         assert meta["best_metric_score"] == best["loss"]
+    # the task is a campaign of the project: report reads every trial of both jobs from the job metadata
+    records, _ = report_json(grid_env, "runp", tmp_path)
+    assert len(records) == 6 and all(r["status"] == "finished" for r in records)
+    for r in records:
+        assert math.isclose(r["loss"], (r["height"] - 14) ** 2 - abs(r["width"] - 3), rel_tol=1e-9, abs_tol=1e-9)
     listed = json.loads(hpogrid("tasks", "show", "--json", env=grid_env).stdout)
-    assert any(r["jeditaskid"] == tid and r["backend"] == "panda" for r in listed)
+    mine = [r for r in listed if r["remote_id"] == str(tid)]
+    assert len(mine) == 1 and mine[0]["jeditaskid"] == int(cid) and mine[0]["status"] == "finished"
 
 
 def test_sites_gpu_by_default(grid_env: dict):
