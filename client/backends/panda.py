@@ -276,20 +276,22 @@ def apply_grid_results(store: Store, task_status: str, points: list[dict[str, An
     store.update_campaign(**fields)
 
 
-RUN_POINT_STRIDE = 100_000  # point id of trial i of job j in a `run` campaign: j * stride + i + 1
+RUN_POINT_STRIDE = 100_000  # point id of trial i of the j-th job in a `run` campaign: j * stride + i + 1
 
 
 def apply_run_results(store: Store, task_status: str, metadata: list[dict[str, Any]]) -> None:
     """An ``hpogrid run`` campaign: every trial of every job (its ``userJobMetadata.json``) as a point."""
     campaign = store.campaign()
     known = {p["id"] for p in store.points()}
+    # jobs are numbered 1, 2, ... by PandaID (new PandaIDs only grow: the numbers of known jobs stay)
+    rank = {pid: n for n, pid in enumerate(sorted(int(r["PandaID"]) for r in metadata), start=1)}
     for row in metadata:
         meta = row.get("metaData")
         if not isinstance(meta, dict) or not isinstance(meta.get("result"), dict):
             continue  # a job still running has an empty metadata file
         names = meta.get("hyperparameters") or []
         metric_name = meta.get("metric") or campaign.get("metric") or "loss"
-        job = int(row["PandaID"]) % RUN_POINT_STRIDE
+        job = rank[int(row["PandaID"])]
         for key, trial in sorted(meta["result"].items(), key=lambda kv: int(kv[0])):
             pid = job * RUN_POINT_STRIDE + int(key) + 1
             if pid in known or not isinstance(trial, dict):
