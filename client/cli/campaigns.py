@@ -59,7 +59,7 @@ def _options(**kw: Any) -> SubmitOptions:
 @click.option("--detach", is_flag=True, help="run in the background; print the campaign id and return")
 @click.option("--ray-address", "--ray_address", default=None, metavar="ADDR", help="Ray cluster (backend ray)")
 @click.option("--seed", type=int, default=None, help="seed of the steering (overrides the hpo config's)")
-@click.option("--dry-run", "--dry_run", is_flag=True, help="grid backend: print the task instead of submitting it")
+@click.option("--dry-run", "--dry_run", is_flag=True, help="print what would run (grid: the PanDA task) and start nothing")
 @click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]), default="auto", show_default=True,
               help="how to show progress while attached")
 def submit_idds(project: str, backend: str | None, n_points_per_iteration: int | None,
