@@ -360,6 +360,20 @@ def _trainable(project: Mapping[str, Any], scripts: Path, mapper: Callable[[dict
     return HpogridTrainable, style, module
 
 
+def _token_auth_for(address: str) -> None:
+    """Ray 2.x: ``ray start --head`` turns token authentication on when a token exists
+    (``~/.ray/auth_token``, ``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH``), but a driver given an
+    explicit address never does. Do what ``ray start`` did, unless ``RAY_AUTH_MODE`` says otherwise
+    (or Ray was imported already, when the caller's settings stand)."""
+    if "ray" in sys.modules:
+        return
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(path):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def _script_modules(scripts: Path, module: Any) -> list[Any]:
     root = str(scripts.resolve())
     found = [module]
@@ -433,6 +447,8 @@ def local_run(
     stop = dict(hpo.get("stop") or {})
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
     param = dict(project["model_config"].get("param") or {})
+    if address:
+        _token_auth_for(address)  # before Ray is imported: its core reads the mode once
 
     try:
         search_alg, param_space, unit, num_samples = make_search_alg(hpo, space, metric, mode, num_trials)
