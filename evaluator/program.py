@@ -528,10 +528,16 @@ def _write_meta(path: Path, meta: dict[str, Any]) -> None:
         records = meta.get("results") or []
         meta = dict(meta, results=records[:100] + records[-100:], results_truncated=True)
         text = json.dumps(meta, default=str)
-        if len(text.encode()) > META_LIMIT * 0.9:
-            meta["results"] = [{k: v for k, v in r.items() if k != "metrics"} for r in meta["results"]]
+        if len(text.encode()) > META_LIMIT * 0.9:  # huge metrics: keep the ends, without metrics
+            meta["results"] = [{k: v for k, v in r.items() if k != "metrics"} for r in meta["results"][-20:]]
             meta["config_param"] = None
-            text = json.dumps(meta, default=str)[: int(META_LIMIT * 0.9)]
+            text = json.dumps(meta, default=str)
+        if len(text.encode()) > META_LIMIT * 0.9:  # a huge point: keep the verdict only
+            keep = ("hpogrid_version", "project", "metric", "mode", "rule", "status", "status_name", "loss", "message",
+                    "n_results", "best", "timings", "host")
+            meta = {k: meta.get(k) for k in keep}
+            meta["truncated"] = True
+            text = json.dumps(meta, default=str)
     _atomic_write(path, text)
 
 
