@@ -121,15 +121,20 @@ def bare_nevergrad(space: dict, f: Callable, budget: int, batch: int, seed: int)
     sp = SearchSpace.parse(space)
     param = ng.p.Array(init=np.full(len(sp), 0.5), lower=0.0, upper=1.0)
     param.random_state = np.random.RandomState(seed)
-    opt = ng.optimizers.registry["NGOpt"](param, budget=budget, num_workers=batch)
     values: list[float] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        while len(values) < budget:
-            cands = [opt.ask() for _ in range(min(batch, budget - len(values)))]
-            for c in cands:
-                values.append(f(sp.from_unit(c.value)))
-                opt.tell(c, values[-1])
+    for method in ("NGOpt", "CMA"):  # NGOpt's MetaModel crashes with numpy >= 2.4; CMA is its base
+        opt = ng.optimizers.registry[method](param, budget=budget, num_workers=batch)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                while len(values) < budget:
+                    cands = [opt.ask() for _ in range(min(batch, budget - len(values)))]
+                    for c in cands:
+                        values.append(f(sp.from_unit(c.value)))
+                        opt.tell(c, values[-1])
+            return values
+        except TypeError:
+            values = []
     return values
 
 
@@ -165,7 +170,7 @@ BARE: dict[str, tuple[str, Callable]] = {
     "optuna": ("optuna TPESampler", bare_optuna),
     "bayesian": ("skopt Optimizer GP", bare_skopt),
     "skopt": ("skopt Optimizer GP", bare_skopt),
-    "nevergrad": ("nevergrad NGOpt", bare_nevergrad),
+    "nevergrad": ("nevergrad NGOpt (CMA when NGOpt crashes)", bare_nevergrad),
     "bohb": ("(no bare run: hpbandster needs a Pyro nameserver)", None),  # type: ignore[dict-item]
 }
 
@@ -174,12 +179,16 @@ def _job(args: tuple) -> tuple:
     kind, algorithm, objective, batch, seed, budget = args
     space, f, _ = OBJECTIVES[objective]
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if kind == "steering":
-            values = run_steering(algorithm, space, f, budget, batch, seed)
-        else:
-            values = BARE[algorithm][1](space, f, budget, batch, seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if kind == "steering":
+                values = run_steering(algorithm, space, f, budget, batch, seed)
+            else:
+                values = BARE[algorithm][1](space, f, budget, batch, seed)
+    except Exception as exc:  # a crashing library is a result of the benchmark, not its end
+        print(f"{kind} {algorithm} {objective} batch={batch} seed={seed}: {type(exc).__name__}: {exc}", flush=True)
+        return (kind, algorithm, objective, batch, seed, math.nan, math.nan, time.perf_counter() - t0)
     best = np.minimum.accumulate(np.array(values[:budget], dtype=float))
     return (kind, algorithm, objective, batch, seed, float(best[min(49, budget - 1)]), float(best[-1]), time.perf_counter() - t0)
 
