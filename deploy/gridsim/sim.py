@@ -222,7 +222,7 @@ class Simulation:
         out: dict[str, Any] = {}
         if task.kind == "run":
             for job in task.jobs:
-                meta = _read_json(Path(job["workdir"]) / "userJobMetadata.json")
+                meta = _read_json(Path(job["workdir"]) / "userJobMetadata.json") if job["workdir"] else None
                 if meta is not None:
                     out[str(job["PandaID"])] = meta
             return out
@@ -408,7 +408,7 @@ class Simulation:
         retries = 0 if task.params.get("disableAutoRetry") else GRID_ATTEMPTS - 1
         if not task.jobs:
             task.jobs = [{"PandaID": task.task_id * 1000 + i + 1, "status": "defined", "attempt": 0,
-                          "workdir": str(task.folder / "jobs" / str(i + 1))} for i in range(n_jobs)]
+                          "base": str(task.folder / "jobs" / str(i + 1)), "workdir": None} for i in range(n_jobs)]
         runner = ProcessRunner()
         runner.open()
         task.touch("running")
@@ -422,7 +422,7 @@ class Simulation:
                 while pending and not task.stop.is_set():
                     job = pending.pop(0)
                     job["attempt"] += 1
-                    workdir = Path(job["workdir"]) / str(job["attempt"])
+                    workdir = Path(job["base"]) / str(job["attempt"])
                     workdir.mkdir(parents=True, exist_ok=True)
                     job["workdir"] = str(workdir)
                     job["status"] = "running"
@@ -440,7 +440,6 @@ class Simulation:
                         job["status"] = "finished"
                     elif not task.stop.is_set() and job["attempt"] <= retries:
                         job["status"] = "defined"
-                        job["workdir"] = str(Path(job["workdir"]).parent)
                         pending.append(job)
                     else:
                         job["status"] = "cancelled" if task.stop.is_set() else "failed"
