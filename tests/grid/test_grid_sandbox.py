@@ -259,3 +259,18 @@ def test_failing_points_get_five_attempts_then_loss_1e5(payload: str, attempts_s
         assert all((jobs / a / attempts_seen).exists() for a in "12345")
     (point,) = requests.get(f"{grid_env['IDDS_HOST']}/hpo/{tid}/null/null/null/null", timeout=30).json()
     assert point["loss"] == 1e5
+
+
+def test_identical_sandbox_is_reused(grid_env: dict, gridsim: dict, tmp_path: Path):
+    """panda-client's duplicate check (validate_cache_file): the same project folder is uploaded once."""
+    make_project(grid_env, "reuse", script="simple_objective.py", model="simple_objective", space=SPACE_1)
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom hpogrid.client import projects\n"
+        "from hpogrid.client.grid import panda\nfrom hpogrid.client.grid.sandbox import make_sandbox\n"
+        "names = [panda.upload_sandbox(make_sandbox(projects.path('reuse'), Path(sys.argv[1]) / f'jobO.{i}.tar'))"
+        " for i in (1, 2)]\nprint(' '.join(names))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=grid_env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["jobO.1.tar", "jobO.1.tar"]
+    assert not (gridsim["state"] / "cache" / "jobO.2.tar").exists()
