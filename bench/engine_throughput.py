@@ -1,7 +1,8 @@
 """Campaign throughput: 200 evaluations of Example 1's objective, 2 at a time, measured in one run:
 
 - ``hpogrid submit_idds`` embedded (warm steering worker + fork server; each job its own process,
-  own folder, input.json/output.json/meta.json/log, every transition committed to SQLite);
+  own folder, input.json/output.json/meta.json/log, every transition committed to SQLite), with the
+  default pace (a round when a slot frees) and with ``--min_unevaluated_points 2`` (rounds ahead);
 - Ray Tune's ``Tuner`` with default settings, and with ``reuse_actors=True`` (same objective,
   random search, ``max_concurrent_trials=2``);
 - a loop starting one fresh ``python -c`` per point (the floor of process-per-job without warmth).
@@ -62,7 +63,7 @@ def hpogrid(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     return proc
 
 
-def run_embedded(points: int, concurrent: int, home: Path) -> tuple[float, str]:
+def run_embedded(points: int, concurrent: int, home: Path, extra: tuple[str, ...] = ()) -> tuple[float, str]:
     env = {**os.environ, "HPOGRID_HOME": str(home)}
     hpogrid(["model_config", "recreate", "m", "--script", "simple_objective.py", "--model", "simple_objective"], env)
     hpogrid(["search_space", "recreate", "s", json.dumps(SPACE)], env)
@@ -72,7 +73,7 @@ def run_embedded(points: int, concurrent: int, home: Path) -> tuple[float, str]:
     hpogrid(["project", "recreate", "simple_objective", "--scripts_path", str(SCRIPT), "-m", "m", "-s", "s",
              "-o", "h", "-g", "g"], env)
     t0 = time.perf_counter()
-    proc = hpogrid(["submit_idds", "simple_objective", "--progress", "none"], env)
+    proc = hpogrid(["submit_idds", "simple_objective", "--progress", "none", *extra], env)
     wall = time.perf_counter() - t0
     first = proc.stdout.splitlines()[0]
     if f"{points} finished" not in first:
@@ -119,6 +120,10 @@ def main() -> int:
         wall, line = run_embedded(n, c, tmp / "home")
         rows.append(("hpogrid submit_idds (embedded)", wall, n, ""))
         print(f"  embedded done: {wall:.1f} s ({line})", flush=True)
+        ahead = ("--min_unevaluated_points", str(c))
+        wall2, line = run_embedded(n, c, tmp / "home", ahead)
+        rows.append((f"  same, {' '.join(ahead)}", wall2, n, "(rounds asked ahead)"))
+        print(f"  embedded (rounds ahead) done: {wall2:.1f} s ({line})", flush=True)
         wall = run_tuner(n, c, True, tmp / "ray_reuse")
         rows.append(("Ray Tune Tuner, reuse_actors=True", wall, n, ""))
         print(f"  Tuner reuse_actors done: {wall:.1f} s", flush=True)
@@ -131,7 +136,7 @@ def main() -> int:
         wall = run_python_c(n, tmp / "pyc")
         rows.append(("fresh `python -c` per point (sequential)", wall, n, ""))
     embedded = rows[0][1]
-    reuse = rows[1][1]
+    reuse = rows[2][1]
     print()
     print(f"{'contender':<44} {'wall s':>8} {'ms/eval':>8} {'x embedded':>11} {'x reuse_actors':>15}")
     for name, wall, count, note in rows:
