@@ -15,6 +15,13 @@ class RayBackend(EmbeddedBackend):
 
     name = "ray"
 
+    def submit(self, project_name: str, options: SubmitOptions) -> Store:
+        from ..engine._ray import _check_reachable
+
+        if not options.dry_run:
+            _check_reachable(options.ray_address)  # before anything is written
+        return super().submit(project_name, options)
+
     def make_runner(self, store: Store, options: SubmitOptions) -> BaseJobRunner:
         from ..engine._ray import RayRunner
 

@@ -92,6 +92,20 @@ def ray_job(bundle: bytes, digest: str, params: dict[str, Any], args: list[str],
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _check_reachable(address: str | None) -> None:
+    """Fail in seconds, with one line, when ``host:port`` does not answer (ray.init would retry for minutes)."""
+    if not address or "://" in address or address in ("auto", "local"):
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise CampaignError(f"--ray-address must be HOST:PORT, 'auto' or ray://..., got {address!r}")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except OSError as exc:
+        raise CampaignError(f"no Ray cluster answers at {address} ({exc.strerror or exc})") from None
+
+
 class RayRunner(BaseJobRunner):
     """One Ray task per job, on the cluster at ``address`` (None: a local Ray started here)."""
 
@@ -113,6 +127,7 @@ class RayRunner(BaseJobRunner):
             import ray
         except ImportError as exc:
             raise CampaignError("the ray backend needs Ray: pip install 'hpogrid[evaluator]'") from exc
+        _check_reachable(self.address)
         try:
             if not ray.is_initialized():
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,

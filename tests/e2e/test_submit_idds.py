@@ -388,6 +388,8 @@ BAD_INPUTS = [
     (["submit_idds", "obj", "--timeout", "-1"], "--timeout"),
     (["submit_idds", "obj", "--n_points_per_iteration", "two"], "--n_points_per_iteration"),
     (["submit_idds", "obj", "--resume"], "no campaign to resume"),
+    (["submit_idds", "obj", "--backend", "ray", "--ray-address", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),
+    (["submit_idds", "obj", "--steering-command", "python 'unclosed"], "cannot be split"),
     (["tasks", "kill", "7"], "no campaign with id 7"),
     (["tasks", "retry", "abc"], "campaign id must be a number"),
     (["tasks", "show", "--range", "x-y"], "--range must be"),
