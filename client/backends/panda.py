@@ -112,17 +112,19 @@ class PandaBackend(BaseBackend):
         return store
 
     def kill(self, store: Store) -> None:
-        from ..grid import panda
+        from ..grid import auth, panda
 
         task_id = _task_id(store)
+        auth.check_credential()
         message = panda.kill_task(task_id)
         store.update_campaign(message=f"kill requested: {message}")
         self.echo(f"task {task_id}: kill requested ({message})")
 
     def retry(self, store: Store) -> None:
-        from ..grid import panda
+        from ..grid import auth, panda
 
         task_id = _task_id(store)
+        auth.check_credential()
         message = panda.retry_task(task_id)
         store.update_campaign(status="running", ended=None, message=f"retry requested: {message}")
         self.echo(f"task {task_id}: retry requested ({message})")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -65,9 +67,13 @@ def test_cli_refuses_before_sending(case: str, grid_env: dict[str, str], gridsim
     else:
         secret = jwt({"preferred_username": "tester", "exp": time.time() - 5})
         env.update(PANDA_AUTH="oidc", PANDA_AUTH_VO="atlas", PANDA_AUTH_ID_TOKEN=secret)
+    code = (f"from hpogrid.client import campaigns; print(campaigns.new('auth_{case}', 'panda', remote_id='500001', "
+            "status='running').campaign()['id'])")
+    cid = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
     before = len(sim_state(gridsim)["tasks"])
     for args in (["submit_idds", f"auth_{case}", "--backend", "panda"], ["run", f"auth_{case}", "--n_jobs", "1"],
-                 ["sites"]):
+                 ["sites"], ["tasks", "kill", cid], ["tasks", "retry", cid]):
         result = hpogrid(*args, env=env, check=False)
         assert result.returncode == 1, (args, result.stdout, result.stderr)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -80,9 +86,6 @@ def test_cli_refuses_before_sending(case: str, grid_env: dict[str, str], gridsim
 
 def test_oidc_user_reaches_panda_and_idds_without_the_token_showing(grid_env: dict[str, str]):
     """panda-client sends the token as a bearer token, idds-client in its header; neither is printed."""
-    import subprocess
-    import sys
-
     token = jwt({"preferred_username": "tester", "name": "Test User", "exp": time.time() + 3600})
     env = {k: v for k, v in grid_env.items() if k not in ("X509_USER_PROXY", "PANDA_NICKNAME")}
     env.update(PANDA_AUTH="oidc", PANDA_AUTH_VO="atlas", PANDA_AUTH_ID_TOKEN=token)
