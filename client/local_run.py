@@ -535,8 +535,10 @@ def _fit(trainable: type, module: Any, scripts: Path, param_space: dict, param: 
     }
     if address:
         init["address"] = address
-    elif num_cpus is not None:
-        init["num_cpus"] = num_cpus
+    else:
+        init["address"] = "local"  # a private instance, never a cluster `ray start` left on this machine
+        if num_cpus is not None:
+            init["num_cpus"] = num_cpus
     started_here = not ray.is_initialized()
     if started_here:  # an initialised Ray (a caller's) is used as it is
         ray.init(**init)

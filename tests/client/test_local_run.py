@@ -32,7 +32,7 @@ init = specs.pop("__init__", None)
 if init is not None:
     import logging
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
              runtime_env={"env_vars": {"RAY_TRAIN_V2_ENABLED": "0"}}, **init)
 out = {}
 for name, spec in specs.items():
