@@ -264,7 +264,9 @@ def make_search_alg(hpo: Mapping[str, Any], space: SearchSpace, metric: str, mod
             import nevergrad as ng
             from ray.tune.search.nevergrad import NevergradSearch
 
-            method = params.pop("method", "NGOpt")
+            # NGOpt's MetaModel (nevergrad 1.0.12) crashes under numpy >= 2.4 once it has a few points;
+            # CMA is what NGOpt runs for these spaces. algorithm_param {"method": ...} picks another.
+            method = params.pop("method", "CMA")
             if method not in ng.optimizers.registry:
                 raise ConfigError(f"algorithm 'nevergrad': unknown method {method!r}; e.g. NGOpt, CMA, OnePlusOne, TwoPointsDE")
             kwargs = {"budget": params.pop("budget", num_trials), **params}
