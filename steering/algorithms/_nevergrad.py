@@ -18,12 +18,13 @@ import nevergrad as ng
 import numpy as np
 
 from ..errors import InputError
-from ..space import SearchSpace
+from ..space import SearchSpace, point_key
 from ._params import check_params
 from .base import BaseAlgorithm, Evaluated
 
 _DEFAULTS = {"method": "NGOpt", "budget": None, "num_workers": None}
 _FALLBACK = "CMA"
+_REASKS = 20
 
 
 class NevergradSearch(BaseAlgorithm):
@@ -57,7 +58,13 @@ class NevergradSearch(BaseAlgorithm):
 
     def _suggest(self, method: str, n: int, pending: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         d = len(self.space)
-        param = ng.p.Array(init=np.full(d, 0.5), lower=0.0, upper=1.0)
+        # a replay does not carry a population's state (e.g. CMA's mean) across steps, so the
+        # optimizer starts from the best point so far rather than from the centre of the space
+        init = np.full(d, 0.5)
+        if self.evaluated:
+            best = min(self.evaluated, key=lambda e: e.loss).point
+            init = np.clip(np.array(self.space.to_unit(best)), 1e-6, 1 - 1e-6)
+        param = ng.p.Array(init=init, lower=0.0, upper=1.0)
         param.random_state = np.random.RandomState(self.step_seed % 2**32)
         budget = self.params["budget"] or self.max_points
         if budget is None:  # no campaign budget known (Python API without max_points)
@@ -73,6 +80,19 @@ class NevergradSearch(BaseAlgorithm):
             for p in pending:
                 optimizer.suggest(np.array(self.space.to_unit(p)))
                 optimizer.ask()
+            # a (1+1)-style optimizer re-asks its parent after a replay: tell it the known loss
+            # and ask again, rather than let the step fall back to random points
+            known = {point_key(e.point): e.loss for e in self.evaluated}
+            taken = {point_key(p) for p in pending}
             for _ in range(n):
-                out.append(self.space.from_unit(optimizer.ask().value))
+                for _attempt in range(_REASKS):
+                    candidate = optimizer.ask()
+                    point = self.space.from_unit(candidate.value)
+                    key = point_key(point)
+                    if key in known:
+                        optimizer.tell(candidate, known[key])
+                    elif key not in taken:
+                        break
+                taken.add(key)
+                out.append(point)
         return out
