@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import time
 from contextlib import closing
@@ -128,15 +129,24 @@ class Store:
         """Create the store with its campaign row (``id``, ``project`` and ``backend`` required)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(_connect(path)) as conn:
-            conn.executescript(_SCHEMA)
-            row = {"status": "created", "created": time.time(), **campaign}
-            row["settings"] = json.dumps(row.get("settings") or {})
-            unknown = set(row) - set(_CAMPAIGN_COLUMNS)
-            if unknown:
-                raise ValueError(f"unknown campaign field(s) {sorted(unknown)}")
-            cols = ", ".join(row)
-            conn.execute(f"INSERT INTO campaign ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+        row = {"status": "created", "created": time.time(), **campaign}
+        row["settings"] = json.dumps(row.get("settings") or {})
+        unknown = set(row) - set(_CAMPAIGN_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown campaign field(s) {sorted(unknown)}")
+        # Built under a temporary name, then renamed: a reader (`tasks show`, a test polling the
+        # store) never opens a store that has no tables yet.
+        staging = path.with_name(f".{path.name}.{os.getpid()}.new")
+        try:
+            with closing(_connect(staging)) as conn:
+                conn.executescript(_SCHEMA)
+                cols = ", ".join(row)
+                conn.execute(f"INSERT INTO campaign ({cols}) VALUES ({', '.join('?' * len(row))})",
+                             list(row.values()))
+            os.replace(staging, path)  # closing the only connection checkpointed and removed the WAL
+        finally:
+            for leftover in (staging, Path(f"{staging}-wal"), Path(f"{staging}-shm")):
+                leftover.unlink(missing_ok=True)
         return cls(path)
 
     def close(self) -> None:

@@ -66,3 +66,10 @@ def test_registry_ids(tmp_path) -> None:
         registered(999)
     with pytest.raises(NotFoundError):
         registered("abc")
+
+
+def test_create_is_atomic(tmp_path) -> None:
+    Store.create(tmp_path / "store.db", id="1", project="p", backend="embedded")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("store.db-")) == ["store.db"]
+    tables = {r[0] for r in sqlite3.connect(tmp_path / "store.db").execute("SELECT name FROM sqlite_master")}
+    assert {"campaign", "rounds", "points"} <= tables
