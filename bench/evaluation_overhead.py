@@ -28,6 +28,7 @@ from ray import tune
 def simple_objective(config):
     tune.report({"loss": (config["height"] - 14) ** 2 - abs(config["width"] - 3)})
 
+ray.init(address="local", include_dashboard=False)  # a fresh instance, as Tuner's auto-init does
 tuner = tune.Tuner(
     simple_objective,
     param_space={"height": 10.0, "width": 5.0},

@@ -362,6 +362,10 @@ def test_ray_address_runs_on_an_existing_cluster(tmp_path: Path) -> None:
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
     env["HPOGRID_HOME"] = str(tmp_path / "home")
+    # `ray start` records the head in /tmp/ray/ray_current_cluster, where a plain ray.init() anywhere on
+    # this machine would look for it after the test: put the file back as it was
+    current = Path("/tmp/ray/ray_current_cluster")
+    before = current.read_text() if current.exists() else None
     head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
                              "--include-dashboard=false", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -405,3 +409,8 @@ def test_ray_address_runs_on_an_existing_cluster(tmp_path: Path) -> None:
         for p in family:
             if p != head.pid and _alive(p):
                 os.kill(p, signal.SIGKILL)
+        if current.exists() and current.read_text().strip().endswith(f":{port}"):
+            if before is None:
+                current.unlink()
+            else:
+                current.write_text(before)
