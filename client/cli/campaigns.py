@@ -254,6 +254,9 @@ def show(limit: int, days: float, taskname: str | None, jeditaskid: str | None, 
     unknown = [c for c in columns if c not in TASK_COLUMNS]
     if unknown:
         raise UsageError(f"unknown --outcol column(s) {unknown}; valid: {', '.join(TASK_COLUMNS)}")
+    if not local_only:  # --- grid hook (added by the grid backend, see _grid_refresh) ---
+        for w in _grid_refresh():
+            click.echo(f"hpogrid: warning: {w}", err=True)
     rows = task_rows(limit, days, taskname, jeditaskid, id_range, statuses)
     if not local_only:
         extra, warnings = remote_rows(rows, limit=limit, days=days, taskname=taskname, jeditaskid=jeditaskid,
@@ -269,6 +272,8 @@ def show(limit: int, days: float, taskname: str | None, jeditaskid: str | None, 
         for row in rows:
             if row.get("path"):
                 _print_points(row)
+            else:  # --- grid hook: per-job metadata of a grid task that is not a local campaign ---
+                _print_grid_metadata(row)
     if output:
         _save(rows, columns, Path(output))
         click.echo(f"saved {len(rows)} task(s) to {output}", err=True)
@@ -322,6 +327,8 @@ def _save(rows: list[dict[str, Any]], columns: list[str], path: Path) -> None:
 @click.argument("campaign_id")
 def kill(campaign_id: str) -> None:
     """Stop campaign CAMPAIGN_ID: running jobs are ended and recorded; continue it with `tasks retry`."""
+    if _grid_task_command("kill", campaign_id):  # --- grid hook: a grid task id, not a local campaign ---
+        return
     with campaigns.open_campaign(campaign_id) as store:
         get_backend(store.campaign()["backend"]).kill(store)
         c = store.campaign()
@@ -336,6 +343,8 @@ def kill(campaign_id: str) -> None:
 @click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]), default="auto")
 def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: float | None, progress: str) -> None:
     """Continue campaign CAMPAIGN_ID to its budget (re-running only what had not finished)."""
+    if _grid_task_command("retry", campaign_id):  # --- grid hook: a grid task id, not a local campaign ---
+        return
     store = campaigns.open_campaign(campaign_id)
     backend = get_backend(store.campaign()["backend"])
     own_retry = getattr(backend, "retry", None)
@@ -352,6 +361,59 @@ def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: flo
     options.extra["progress"] = display
     store = backend.resume(store, options)
     _report_end(store, detach)
+
+
+# ---- grid hook ---------------------------------------------------------------------------------
+# Added by the grid backend's owner (issue 6) as the minimal hook `tasks` needed for grid tasks;
+# the campaign commands' owner may fold it into their own design. A backend takes part by having
+# ``refresh(store)``, ``task_metadata(task_id)``, ``kill_task(task_id)`` and ``retry_task(task_id)``.
+_LOCAL_BACKENDS = ("embedded", "ray", "local_run")
+
+
+def _grid_refresh() -> list[str]:
+    """Bring unfinished grid campaigns up to date (as ``report`` does); returns warnings."""
+    warnings = []
+    for entry in campaigns.for_project(None):
+        if entry["backend"] in _LOCAL_BACKENDS:
+            continue
+        with Store(campaigns.store_path(Path(entry["path"]))) as store:
+            if store.campaign()["status"] not in ("running", "created"):
+                continue
+            try:
+                get_backend(entry["backend"]).refresh(store)
+            except HpogridError as exc:
+                warnings.append(f"campaign {entry['id']} not refreshed ({exc})")
+    return warnings
+
+
+def _print_grid_metadata(row: dict[str, Any]) -> None:
+    backend = get_backend(row["backend"]) if row.get("backend") in available() else None
+    fetch = getattr(backend, "task_metadata", None)
+    if fetch is None:
+        return
+    click.echo(f"\ngrid task {row['jeditaskid']} ({row['taskname']}, {row['status']}):")
+    for job in fetch(row["jeditaskid"]):
+        click.echo(f"  PandaID {job['PandaID']}: {json.dumps(job['metaData'])}")
+
+
+def _grid_task_command(command: str, task_id: str) -> bool:
+    """``tasks kill|retry ID`` where ID is no local campaign but a grid task: ask the grid backends."""
+    if not str(task_id).isdigit():
+        return False
+    try:
+        campaigns.registered(task_id)
+        return False
+    except NotFoundError:
+        pass
+    for name in available():
+        if name in _LOCAL_BACKENDS:
+            continue
+        backend = get_backend(name)
+        act = getattr(backend, f"{command}_task", None)
+        if act is not None:
+            click.echo(act(task_id))
+            return True
+    return False
 
 
 # ---- the exec strings --------------------------------------------------------------------------

@@ -72,8 +72,12 @@ def test_example1_simple_objective_with_input_dataset(grid_env: dict, gridsim: d
 def test_example2_trainable_class(grid_env: dict, gridsim: dict, tmp_path: Path):
     make_project(grid_env, "ex2", script="simple_trainable.py", model="MyTrainableClass", space=SPACE_2,
                  num_trials=4, max_concurrent=2, extra_hpo=["--stop", '{"training_iteration": 3}'])
-    tid, _ = submit(grid_env, "ex2")
+    tid, cid = submit(grid_env, "ex2")
     wait_task(gridsim, tid, ("done",))
+    # tasks show brings the grid campaign up to date by itself
+    rows = json.loads(hpogrid("tasks", "show", "--json", env=grid_env).stdout)
+    mine = [r for r in rows if r["jeditaskid"] == int(cid)][0]
+    assert mine["status"] == "finished" and mine["done"] == 4
     records, _ = report_json(grid_env, "ex2", tmp_path)
     assert len(records) == 4 and all(r["status"] == "finished" for r in records)
     for r in records:
@@ -200,9 +204,9 @@ def test_unknown_task_id(grid_env: dict):
     for command in ("kill", "retry"):
         line = _one_error_line(hpogrid("tasks", command, cid, env=grid_env, check=False))
         assert "task 999999" in line and "no such task" in line, line
-    code = "from hpogrid.client.grid import monitor; monitor.kill(424242)"
-    out = subprocess.run([sys.executable, "-c", code], env=grid_env, capture_output=True, text=True)
-    assert out.returncode != 0 and "task 424242: PanDA has no such task" in out.stderr
+    for command in ("kill", "retry"):  # a grid task id that is no local campaign goes to PanDA
+        line = _one_error_line(hpogrid("tasks", command, "424242", env=grid_env, check=False))
+        assert "task 424242: PanDA has no such task" in line, line
 
 
 def test_panda_http_error_is_one_line_and_nothing_is_recorded(grid_env: dict, gridsim: dict):
@@ -234,7 +238,7 @@ print(panda.submit_task(task.task_params))
 """
 
 FAILED_EVALUATION = ("python3 -c \"import json; json.dump({'status': 1, 'loss': None, 'message': 'no luck'}, "
-                     "open('output.json', 'w'))\"")
+                     "open('output.json', 'w')); json.dump({'why': 'no luck'}, open('meta.json', 'w'))\"")
 
 
 @pytest.mark.parametrize("payload, attempts_seen", [
@@ -259,6 +263,13 @@ def test_failing_points_get_five_attempts_then_loss_1e5(payload: str, attempts_s
         assert all((jobs / a / attempts_seen).exists() for a in "12345")
     (point,) = requests.get(f"{grid_env['IDDS_HOST']}/hpo/{tid}/null/null/null/null", timeout=30).json()
     assert point["loss"] == 1e5
+    # a grid task that is no local campaign: listed, its jobs' metadata shown, kill refused (it is over)
+    shown = hpogrid("tasks", "show", "--metadata", "--jeditaskid", str(tid), env=grid_env).stdout
+    assert f"grid task {tid}" in shown
+    if attempts_seen:  # this payload leaves a metadata file: one per attempt, as PanDA keeps it per job
+        assert shown.count('{"why": "no luck"}') == 5
+    line = _one_error_line(hpogrid("tasks", "kill", str(tid), env=grid_env, check=False))
+    assert f"task {tid}" in line and "nothing to kill" in line
 
 
 def test_identical_sandbox_is_reused(grid_env: dict, gridsim: dict, tmp_path: Path):
