@@ -12,6 +12,7 @@ from typing import Sequence
 
 import click
 
+from hpogrid.evaluator.errors import EvaluatorError
 from hpogrid.steering.errors import SteeringError
 
 from ..errors import HpogridError
@@ -20,7 +21,7 @@ from ..home import home
 __all__ = ["cli", "main"]
 
 # Modules that contribute commands; each exposes ``commands``, a list of click commands.
-COMMAND_MODULES = ("configs", "report", "campaigns", "grid")
+COMMAND_MODULES = ("configs", "local_run", "campaigns", "grid", "report")
 
 
 def _where(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HpogridError as exc:
         click.echo(f"hpogrid: error: {_one_line(str(exc))}", err=True)
         return exc.exit_code
-    except SteeringError as exc:
+    except (SteeringError, EvaluatorError) as exc:
         click.echo(f"hpogrid: error: {_one_line(str(exc))}", err=True)
         return 2
     except KeyboardInterrupt:
