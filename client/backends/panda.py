@@ -162,17 +162,17 @@ class PandaBackend(BaseBackend):
         auth.check_credential()
         return panda.job_metadata(int(task_id))
 
-    def kill_task(self, task_id: int | str) -> str:
-        """Kill a grid task by its jediTaskID (through its campaign when it has one)."""
+    def kill_task(self, task_id: int | str) -> str | None:
+        """Kill a grid task by its jediTaskID (through its campaign when it has one); None: no grid set up."""
         from ..grid import monitor
 
-        return monitor.kill(int(task_id))
+        return monitor.kill(int(task_id)) if _grid_configured() else None
 
-    def retry_task(self, task_id: int | str) -> str:
-        """Retry a grid task by its jediTaskID (through its campaign when it has one)."""
+    def retry_task(self, task_id: int | str) -> str | None:
+        """Retry a grid task by its jediTaskID (through its campaign when it has one); None: no grid set up."""
         from ..grid import monitor
 
-        return monitor.retry(int(task_id))
+        return monitor.retry(int(task_id)) if _grid_configured() else None
 
     def refresh(self, store: Store) -> None:
         """Task state from PanDA, points and losses from iDDS, job metadata from PanDA."""

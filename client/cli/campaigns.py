@@ -410,8 +410,9 @@ def _grid_task_command(command: str, task_id: str) -> bool:
             continue
         backend = get_backend(name)
         act = getattr(backend, f"{command}_task", None)
-        if act is not None:
-            click.echo(act(task_id))
+        said = act(task_id) if act is not None else None  # None: this backend is not set up here
+        if said is not None:
+            click.echo(said)
             return True
     return False
 
