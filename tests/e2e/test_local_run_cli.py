@@ -32,8 +32,12 @@ def test_local_run_then_report(cli_env, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     assert "height" in run.stdout and "best" in run.stdout.lower()
 
-    report = hpogrid("report", "ex1", "--to_json", "--outname", "res", env=cli_env, cwd=tmp_path)
+    report = hpogrid("report", "ex1", "--to_json", "--to_csv", "--to_html", "--to_pcp", "--to_mlflow",
+                     "--outname", "res", env=cli_env, cwd=tmp_path)
     assert report.returncode == 0, report.stderr
+    assert (tmp_path / "res.csv").read_text().count("\n") == 13  # header + one row per trial
+    assert "plotly" in (tmp_path / "res.html").read_text()
+    assert list(tmp_path.glob("res*parallel*.html")) and (tmp_path / "mlruns").is_dir()
     rows = json.loads((tmp_path / "res.json").read_text())
     assert len(rows) == 12 and all(r["status"] == "finished" for r in rows)
     for r in rows:  # the stored loss is the objective of the stored point

@@ -103,6 +103,9 @@ CASES = {
     "corrupt_archive": Case({**F, "source": NAN}, {"x": 1}, files={"data.tar.gz": b"not a tar file"}),
 }
 
+# every failure kind once through the installed command too (timeout, SIGTERM, os._exit: below)
+COMMAND_CASES = ("exception", "missing_metric", "nan", "inf", "missing_function", "no_input", "bad_json")
+
 # name -> (status, text the message must contain)
 EXPECTED = {
     "exception": (1, "ValueError: bad value 42"),
@@ -139,7 +142,7 @@ def command_evaluations(tmp_path_factory: pytest.TempPathFactory) -> dict:
     env = dict(os.environ)
     env["HPOGRID_HOME"] = str(tmp_path_factory.mktemp("home"))
     env.pop("HPOGRID_PROJECT_DIR", None)
-    names = ("exception", "nan", "missing_function", "no_input", "bad_json")
+    names = COMMAND_CASES
     return run_cases(tmp_path_factory.mktemp("failures_cmd"), {n: CASES[n] for n in names}, env)
 
 
@@ -149,7 +152,7 @@ def test_failure_leaves_a_result(evaluations: dict, name: str) -> None:
     _check(evaluations[name], name)
 
 
-@pytest.mark.parametrize("name", ["exception", "nan", "missing_function", "no_input", "bad_json"])
+@pytest.mark.parametrize("name", COMMAND_CASES)
 def test_failure_through_the_installed_command(command_evaluations: dict, name: str) -> None:
     _check(command_evaluations[name], name)
 
