@@ -62,10 +62,26 @@ def _options(**kw: Any) -> SubmitOptions:
 @click.option("--dry-run", "--dry_run", is_flag=True, help="print what would run (grid: the PanDA task) and start nothing")
 @click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]), default="auto", show_default=True,
               help="how to show progress while attached")
+@click.option("--site", "-s", default=None, metavar="SITES", help="grid: site(s), comma-separated (overrides the grid config)")
+@click.option("--gpu", is_flag=True, default=False, help="grid: run evaluation jobs on GPUs (architecture #&nvidia)")
+@click.option("--architecture", default=None, metavar="SPEC", help="grid: phpo --architecture, e.g. '#&nvidia'")
+@click.option("--checkpoint-save", "--checkpoint_save", default=None, metavar="PATH",
+              help="grid: file/folder the training saves checkpoints to (phpo --checkPointToSave)")
+@click.option("--checkpoint-load", "--checkpoint_load", default=None, metavar="PATH",
+              help="grid: where a retried job finds the checkpoint (phpo --checkPointToLoad)")
+@click.option("--checkpoint-interval", "--checkpoint_interval", type=click.IntRange(min=1), default=None,
+              metavar="MINUTES", help="grid: minutes between checkpoint uploads (phpo --checkPointInterval)")
+@click.option("--max_evaluation_jobs", "--max-evaluation-jobs", type=click.IntRange(min=1), default=None,
+              help="grid: cap on evaluation jobs (phpo maxEvaluationJobs) [default: 2 x num_trials]")
+@click.option("--steering-container", "--steering_container", default=None, metavar="IMAGE",
+              help="grid: the steering image iDDS runs [default: hpogrid's steering image]")
 def submit_idds(project: str, backend: str | None, n_points_per_iteration: int | None,
                 min_unevaluated_points: int | None, max_attempts: int | None, timeout: float | None,
                 steering_command: str | None, resume: str | None, detach: bool, ray_address: str | None,
-                seed: int | None, dry_run: bool, progress: str) -> None:
+                seed: int | None, dry_run: bool, progress: str, site: str | None, gpu: bool,
+                architecture: str | None, checkpoint_save: str | None, checkpoint_load: str | None,
+                checkpoint_interval: int | None, max_evaluation_jobs: int | None,
+                steering_container: str | None) -> None:
     """Run an iDDS-style HPO campaign of PROJECT: rounds of the steering propose points, one job per point.
 
     With the grid config's default backend (embedded) it all runs on this machine, with the grid's
@@ -83,8 +99,13 @@ def submit_idds(project: str, backend: str | None, n_points_per_iteration: int |
         display = make_display(None if progress == "auto" else progress)
     options = _options(n_points_per_iteration=n_points_per_iteration, min_unevaluated_points=min_unevaluated_points,
                        max_attempts=max_attempts, timeout=timeout, steering_command=steering_command,
-                       ray_address=ray_address, seed=seed, detach=detach, dry_run=dry_run)
+                       ray_address=ray_address, seed=seed, detach=detach, dry_run=dry_run,
+                       site=[x.strip() for x in site.split(",") if x.strip()] if site else None)
     options.extra["progress"] = display
+    grid_extra = {"gpu": gpu or None, "architecture": architecture, "checkpoint_save": checkpoint_save,
+                  "checkpoint_load": checkpoint_load, "checkpoint_interval": checkpoint_interval,
+                  "max_evaluation_jobs": max_evaluation_jobs, "steering_container": steering_container}
+    options.extra.update({k: v for k, v in grid_extra.items() if v is not None})
     if resume is not None:
         store = _campaign_to_resume(project, resume)
         name = store.campaign()["backend"]

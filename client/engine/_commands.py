@@ -25,26 +25,27 @@ def _script(name: str) -> str:
 
 
 def steering_exec(project_name: str, local: bool = False, container: str | None = None) -> str:
-    """``local``: runs here from any working directory (absolute paths); otherwise the grid form,
-    which iDDS runs as ``docker <steeringExec>`` in the steering container with the round's folder
-    mounted at /workDir and the project's config beside %IN as ``project.json``."""
+    """``local``: runs here from any working directory (absolute paths); otherwise exactly what the
+    grid backend submits as phpo's ``steeringExec`` (iDDS runs it as ``docker <steeringExec>``)."""
     project = projects.load(project_name)
     if project.get("steering_exec"):
         return project["steering_exec"]
     if local:
         config = projects.path(project_name) / "project.json"
         return f"{shlex.quote(_script('hpogrid-steering'))} {STEERING_ARGS} --config {shlex.quote(str(config))}"
-    image = container or DEFAULT_STEERING_CONTAINER
-    inner = f"hpogrid-steering --in /workDir/%IN --out /workDir/%OUT --num-points %NUM_POINTS " \
-            f"--max-points %MAX_POINTS --config /workDir/project.json"
-    return f'run --rm -v "$(pwd)":/workDir {image} {inner}'
+    from ..grid import taskparams
+
+    return taskparams.steering_exec(project, container or DEFAULT_STEERING_CONTAINER)
 
 
 def evaluation_exec(project_name: str, local: bool = False) -> str:
-    """``local``: the evaluator with the project's absolute folder; otherwise the grid form, run in the
-    job's working directory, which is the unpacked project sandbox."""
+    """``local``: the evaluator with the project's absolute folder; otherwise exactly what the grid
+    backend submits as phpo's ``evaluationExec``, run in the job's working directory (the sandbox)."""
     projects.load(project_name)
     if local:
         folder = projects.path(project_name)
         return f"{shlex.quote(_script('hpogrid-evaluate'))} --project {shlex.quote(str(folder))}"
-    return "hpogrid-evaluate"
+    from ..backends.base import SubmitOptions
+    from ..grid import taskparams
+
+    return taskparams.evaluation_exec(SubmitOptions())

@@ -370,7 +370,9 @@ def test_steering_and_evaluation_exec_strings_run(cli_env, tmp_path) -> None:
     subprocess.run(shlex.split(argv), cwd=rounds, env=cli_env, check=True, timeout=120)
     new = json.loads((rounds / "output.json").read_text())
     assert len(new) == 3 and all(0 <= p["x"] <= 10 for p in new)
-    assert hpogrid(["evaluation_exec", "obj"], cli_env).stdout.strip() == "hpogrid-evaluate"
+    assert hpogrid(["evaluation_exec", "obj"], cli_env).stdout.strip() == "hpogrid-evaluate --meta meta.json"
+    submitted = json.loads(hpogrid(["submit_idds", "obj", "--backend", "panda", "--dry-run"], cli_env).stdout)
+    assert submitted["steeringExec"] == grid  # the printed form is the one the grid gets
     job = tmp_path / "job"
     job.mkdir()
     (job / "input.json").write_text(json.dumps({"x": 5.0}))

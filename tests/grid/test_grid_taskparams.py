@@ -150,3 +150,22 @@ def test_cli_dry_run_prints_task_and_commands_without_credential(cli_env: dict[s
     assert "NICKNAME" in data["outDS"]  # no credential: the nickname is left as a placeholder
     run = hpogrid("run", "dry", "--n_jobs", "2", "--dry-run", env=env)
     assert json.loads(run.stdout)["task_parameters"]["nEvents"] == 2
+
+
+def test_cli_grid_options_reach_the_task(cli_env: dict[str, str]):
+    """submit_idds's grid options (GPU, checkpoints, job cap, sites) end up in what PanDA gets."""
+    env = {k: v for k, v in cli_env.items() if not k.startswith(("PANDA_", "X509_", "IDDS_"))}
+    env["PANDA_URL_SSL"] = env["PANDA_URL"] = "http://127.0.0.1:9/server/panda"  # never contacted
+    make_project(env, "opts", script="simple_objective.py", model="simple_objective", space=SPACE_1, num_trials=5)
+    out = hpogrid("submit_idds", "opts", "--backend", "panda", "--dry-run", "--gpu", "--site", "ANALY_A,ANALY_B",
+                  "--checkpoint-save", "ckpt", "--checkpoint-load", "ckpt.tgz", "--checkpoint-interval", "10",
+                  "--max_evaluation_jobs", "7", "--steering-container", "example/steer:3", env=env)
+    data = json.loads(out.stdout)
+    params = data["task_parameters"]
+    values = [j["value"] for j in params["jobParameters"]]
+    assert params["architecture"] == "#&nvidia" and params["maxNumJobs"] == 7
+    assert "--checkPointToSave ckpt" in values and "--checkPointToLoad ckpt.tgz" in values
+    assert "--checkPointInterval 10" in values
+    assert "--checkpoint-save ckpt --checkpoint-load ckpt.tgz" in data["evaluationExec"]
+    assert " example/steer:3 " in data["steeringExec"]
+    assert "ANALY_A,ANALY_B" in data["panda_client_args"]
