@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from . import projects
-from .errors import NotFoundError
+from .errors import NotFoundError, UsageError
 from .store import Store, list_registered, register_campaign, registered
 
-__all__ = ["new", "open_campaign", "latest", "for_project", "store_path"]
+__all__ = ["new", "open_campaign", "latest", "for_project", "store_path", "parse_range"]
 
 
 def store_path(folder: Path) -> Path:
@@ -41,3 +41,20 @@ def for_project(project_name: str | None = None) -> list[dict[str, Any]]:
 def latest(project_name: str, backend: str | None = None) -> Store | None:
     entries = [e for e in for_project(project_name) if backend is None or e["backend"] == backend]
     return Store(store_path(Path(entries[-1]["path"]))) if entries else None
+
+
+def parse_range(text: str | None) -> tuple[int | None, int | None]:
+    """An id range as ``tasks show``/``report`` take it: ``A-B``, ``A-``, ``-B`` or ``A`` (ends included)."""
+    if text is None or not text.strip():
+        return None, None
+    raw = text.strip()
+    try:
+        if "-" not in raw:
+            return int(raw), int(raw)
+        lo, hi = raw.split("-", 1)
+        out = (int(lo) if lo.strip() else None, int(hi) if hi.strip() else None)
+    except ValueError:
+        raise UsageError(f"--range must look like A-B, A-, -B or A (ids), got {text!r}") from None
+    if out == (None, None) or (out[0] is not None and out[1] is not None and out[0] > out[1]):
+        raise UsageError(f"--range must look like A-B with A <= B, got {text!r}")
+    return out

@@ -31,6 +31,8 @@ __all__ = [
     "registered",
     "list_registered",
     "forget_campaign",
+    "idds_loss",
+    "FAILURE_LOSS",
 ]
 
 POINT_STATES = ("proposed", "running", "finished", "failed")
@@ -294,19 +296,19 @@ class Store:
         A failed point is reported with the grid's failure loss (1e5) unless it has a loss, the
         way PanDA reports a point whose attempts are exhausted.
         """
-        out = []
-        for p in self.points():
-            if p["state"] == "finished":
-                loss = p["loss"]
-            elif p["state"] == "failed":
-                loss = p["loss"] if p["loss"] is not None else FAILURE_LOSS
-            else:
-                loss = None
-            out.append([p["params"], loss])
-        return out
+        return [[p["params"], idds_loss(p)] for p in self.points()]
 
 
 FAILURE_LOSS = 1e5  # what PanDA reports to iDDS for a point whose job failed on every attempt
+
+
+def idds_loss(point: Mapping[str, Any]) -> float | None:
+    """The loss iDDS holds for a point: its loss once final (1e5 for a failure without one), else null."""
+    if point["state"] == "finished":
+        return point["loss"]
+    if point["state"] == "failed":
+        return point["loss"] if point["loss"] is not None else FAILURE_LOSS
+    return None
 
 
 def _point(row: sqlite3.Row) -> dict[str, Any]:

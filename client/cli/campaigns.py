@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from .. import campaigns, projects
+from ..campaigns import parse_range
 from ..backends import available, get_backend
 from ..backends.base import SubmitOptions
 from ..errors import CampaignError, HpogridError, NotFoundError, UsageError
@@ -168,7 +169,7 @@ def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None =
               jeditaskid: str | None = None, id_range: str | None = None,
               status: list[str] | None = None) -> list[dict[str, Any]]:
     """Local campaigns (every backend's, from the registry) as rows, newest first, filtered."""
-    low, high = _parse_range(id_range)
+    low, high = parse_range(id_range)
     since = time.time() - days * 86400 if days is not None else None
     rows = []
     for entry in reversed(campaigns.for_project(None)):
@@ -227,18 +228,6 @@ def remote_rows(local: list[dict[str, Any]], **filters: Any) -> tuple[list[dict[
         except HpogridError as exc:
             warnings.append(f"{name}: {exc}")
     return rows, warnings
-
-
-def _parse_range(text: str | None) -> tuple[int | None, int | None]:
-    if not text:
-        return None, None
-    low, sep, high = text.partition("-")
-    try:
-        if not sep:
-            return int(low), int(low)
-        return (int(low) if low else None), (int(high) if high else None)
-    except ValueError:
-        raise UsageError(f"--range must be A-B, A- or -B with integer ids, got {text!r}") from None
 
 
 def _fmt(value: Any) -> str:

@@ -11,25 +11,12 @@ import fnmatch
 from typing import Any
 
 from .. import campaigns
-from ..errors import UsageError
+from ..campaigns import parse_range
 from . import auth, panda
 
-__all__ = ["parse_range", "grid_tasks", "kill", "retry", "campaign_for_task", "GRID_COLUMNS"]
+__all__ = ["grid_tasks", "kill", "retry", "campaign_for_task", "GRID_COLUMNS"]
 
 GRID_COLUMNS = ("jeditaskid", "status", "pctfinished", "taskname", "site", "campaign")
-
-
-def parse_range(text: str | None) -> tuple[int | None, int | None]:
-    """``A-B``, ``A-`` or ``-B`` (jeditaskid range)."""
-    if not text:
-        return None, None
-    low, sep, high = text.partition("-")
-    try:
-        if not sep:
-            return int(low), int(low)
-        return (int(low) if low else None), (int(high) if high else None)
-    except ValueError:
-        raise UsageError(f"a task range is A-B, A- or -B with task ids, got {text!r}") from None
 
 
 def campaign_for_task(task_id: int) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .. import campaigns, projects
 from ..errors import GridError, HpogridError, NotFoundError, UsageError
+from ..campaigns import parse_range
 from ..store import Store, registered
 from ._deps import require
 
@@ -142,21 +143,6 @@ class Results:
 
 
 # ---- selection ------------------------------------------------------------------------------
-def parse_range(text: str) -> tuple[int | None, int | None]:
-    """``A-B``, ``A-``, ``-B`` or ``A`` (campaign ids, both ends included)."""
-    raw = text.strip()
-    try:
-        if "-" not in raw:
-            return int(raw), int(raw)
-        lo, hi = raw.split("-", 1)
-        out = (int(lo) if lo.strip() else None, int(hi) if hi.strip() else None)
-    except ValueError:
-        raise UsageError(f"--range must look like A-B, A-, -B or A (campaign ids), got {text!r}") from None
-    if out == (None, None) or (out[0] is not None and out[1] is not None and out[0] > out[1]):
-        raise UsageError(f"--range must look like A-B with A <= B, got {text!r}")
-    return out
-
-
 def _task_names(entry: dict[str, Any], store: Store) -> list[str]:
     row = store.campaign()
     names = [str(entry["id"])]

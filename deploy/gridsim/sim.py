@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hpogrid.client.engine import CommandSteering, Engine, EngineSettings, Job, ProcessRunner
-from hpogrid.client.store import FAILURE_LOSS, Store
+from hpogrid.client.store import Store, idds_loss
 
 from .commands import JobSpec, job_spec, local_steering
 
@@ -306,12 +306,7 @@ class Simulation:
         for p in points:
             if point_id is not None and str(p["id"]) != str(point_id):
                 continue
-            if p["state"] == "finished":
-                loss = p["loss"]
-            elif p["state"] == "failed":
-                loss = p["loss"] if p["loss"] is not None else FAILURE_LOSS
-            else:
-                loss = None
+            loss = idds_loss(p)
             if status is not None and status.lower() in ("new", "0") and loss is not None:
                 continue
             out.append({"id": str(p["id"]), "parameters": p["params"], "loss": loss})

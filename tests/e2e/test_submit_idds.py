@@ -394,7 +394,7 @@ BAD_INPUTS = [
     (["submit_idds", "obj", "--steering-command", "python 'unclosed"], "cannot be split"),
     (["tasks", "kill", "7"], "no campaign with id 7"),
     (["tasks", "retry", "abc"], "campaign id must be a number"),
-    (["tasks", "show", "--range", "x-y"], "--range must be"),
+    (["tasks", "show", "--range", "x-y"], "--range must look like"),
     (["steering_exec", "nope"], "no project named 'nope'"),
 ]
 
