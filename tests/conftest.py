@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,3 +43,15 @@ def cli_env(hpogrid_home: Path) -> dict[str, str]:
     env["HPOGRID_HOME"] = str(hpogrid_home)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """End a server a test started in its own session: SIGTERM its group, SIGKILL after ``grace``."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -29,6 +29,8 @@ import time
 import traceback
 from typing import Any
 
+from ._jobs import signal_group
+
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL
 
 
@@ -131,15 +133,6 @@ def serve() -> int:
     sel.register(wake_r, selectors.EVENT_READ, "wake")
     buf = b""
     eof = False
-
-    def signal_group(pid: int, sig: int) -> None:
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
 
     def reap() -> None:
         while children:

@@ -121,7 +121,7 @@ class ProcessRunner(BaseJobRunner):
     def kill(self, key: str, sig: int = signal.SIGTERM) -> None:
         proc = self._procs.get(key)
         if isinstance(proc, subprocess.Popen) and proc.poll() is None:
-            _signal_group(proc.pid, sig)
+            signal_group(proc.pid, sig)
             if sig != signal.SIGKILL:
                 self._kill_at.setdefault(key, time.monotonic() + self.grace)
 
@@ -136,7 +136,7 @@ class ProcessRunner(BaseJobRunner):
             rc = proc.poll()
             if rc is None:
                 if key in self._kill_at and self._kill_at[key] <= now:
-                    _signal_group(proc.pid, signal.SIGKILL)
+                    signal_group(proc.pid, signal.SIGKILL)
                     del self._kill_at[key]
                 continue
             del self._procs[key]
@@ -282,7 +282,8 @@ class ForkServerRunner(BaseJobRunner):
         self._ready = False
 
 
-def _signal_group(pid: int, sig: int) -> None:
+def signal_group(pid: int, sig: int) -> None:
+    """Signal a job's whole session (its process group), or the process alone if it has none."""
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):

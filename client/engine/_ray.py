@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -190,7 +189,7 @@ class RayRunner(BaseJobRunner):
         for ref in list(self._refs):
             try:
                 self._ray.cancel(ref, force=True)
-            except Exception:
+            except Exception:  # best effort at shutdown: a finished or lost task cannot be cancelled
                 pass
         self._refs.clear()
         self._ray.shutdown()

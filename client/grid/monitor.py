@@ -61,24 +61,22 @@ def grid_tasks(*, username: str | None = None, limit: int = 1000, days: int | No
 
 
 def kill(task_id: int) -> str:
-    auth.check_credential()
-    entry = campaign_for_task(task_id)
-    if entry is not None:
-        from ..backends.panda import PandaBackend
-
-        with campaigns.open_campaign(entry["id"]) as store:
-            PandaBackend(echo=lambda _line: None).kill(store)
-        return f"task {task_id} (campaign {entry['id']}): kill requested"
-    return f"task {task_id}: {panda.kill_task(task_id)}"
+    return _act(task_id, "kill")
 
 
 def retry(task_id: int) -> str:
+    return _act(task_id, "retry")
+
+
+def _act(task_id: int, verb: str) -> str:
+    """Kill or retry a grid task: through its campaign when we have one (so the store follows)."""
     auth.check_credential()
     entry = campaign_for_task(task_id)
     if entry is not None:
         from ..backends.panda import PandaBackend
 
         with campaigns.open_campaign(entry["id"]) as store:
-            PandaBackend(echo=lambda _line: None).retry(store)
-        return f"task {task_id} (campaign {entry['id']}): retry requested"
-    return f"task {task_id}: {panda.retry_task(task_id)}"
+            getattr(PandaBackend(echo=lambda _line: None), verb)(store)
+        return f"task {task_id} (campaign {entry['id']}): {verb} requested"
+    action = panda.kill_task if verb == "kill" else panda.retry_task
+    return f"task {task_id}: {action(task_id)}"

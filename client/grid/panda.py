@@ -216,7 +216,6 @@ def job_metadata(task_id: int) -> list[dict[str, Any]]:
 
 def site_info() -> dict[str, dict[str, Any]]:
     """PanDA's queue information (``/cache/schedconfig/schedconfig.all.json``), keyed by queue name."""
-    client = _client()
     with tempfile.TemporaryDirectory(prefix="hpogrid-sites-") as tmp:
         target = os.path.join(tmp, "schedconfig.all.json")
         status, out = _call("getFile", "schedconfig/schedconfig.all.json", output_path=target)

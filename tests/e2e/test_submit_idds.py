@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import installed
+from tests.conftest import installed, stop_group
 
 PY = sys.executable
 
@@ -450,12 +450,7 @@ def test_ray_backend_runs_the_campaign_on_a_ray_head(cli_env, tmp_path) -> None:
                         "--progress", "none"], env, timeout=240)
         assert "campaign 1 finished" in proc.stdout
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+        stop_group(head, grace=5)
         shutil.rmtree(temp, ignore_errors=True)
     c = campaign(project, 1)
     assert (c["backend"], c["status"]) == ("ray", "finished")

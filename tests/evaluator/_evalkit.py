@@ -4,7 +4,6 @@ folder, evaluated by the installed ``hpogrid-evaluate`` in a subprocess."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

@@ -7,8 +7,6 @@ installed ``hpogrid`` command, as a user types it) against it.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -17,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import REPO, installed
+from tests.conftest import REPO, installed, stop_group
 
 WIRE_DIR = Path(__file__).with_name("wire")  # real iDDS replies and phpo's task parameters (PROTOCOL.md)
 DATASET = "user.tester.train.ds"
@@ -54,12 +52,7 @@ def gridsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     try:
         yield {"env": env, "url": url, "state": state / "state", "proc": proc, "log": state / "server.log"}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, grace=30)
         log.close()
 
 

@@ -21,6 +21,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.conftest import stop_group
+
 
 pytestmark = pytest.mark.slow
 
@@ -80,8 +82,7 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}/idds"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop_group(proc, grace=30)
         log.close()
 
 
