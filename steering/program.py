@@ -28,7 +28,7 @@ from .algorithms import create_algorithm
 from .errors import InputError, SteeringError
 from .inputs import StepConfig, load_config, read_input, segment_space
 
-__all__ = ["main", "run_step", "write_json_atomic"]
+__all__ = ["main", "run_step", "fair_shares", "share_budget", "write_json_atomic"]
 
 PROG = "hpogrid-steering"
 
@@ -38,11 +38,16 @@ def _segment_seed(seed: int | None, model_id: int) -> int:
     return int(np.random.SeedSequence([0 if seed is None else seed, model_id]).generate_state(1)[0])
 
 
+OUT_MODE = 0o644  # %OUT is read by the iDDS agent, which may run as another user than the steering
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON so that a reader sees the old file or the whole new one, never a part."""
+    """Write JSON so that a reader sees the old file or the whole new one, never a part; the file
+    is 0644 whatever the umask (mkstemp's files are 0600)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
+        os.fchmod(fd, OUT_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh)
             fh.flush()
@@ -51,6 +56,40 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fair_shares(total: int, k: int) -> list[int]:
+    """``total`` split into ``k`` parts that differ by at most one, the larger ones first."""
+    return [total // k + (1 if i < total % k else 0) for i in range(k)]
+
+
+def share_budget(counts: Sequence[int], num_points: int, max_points: int) -> list[int]:
+    """How many new points each segment gets, given the points each already has (``counts``).
+
+    ``max_points`` and ``num_points`` are totals over all segments. Each segment's own budget is
+    its fair share of ``max_points`` (``max_points // k``, one more for the first
+    ``max_points % k`` segments in the given order); this round hands out
+    ``min(num_points, max_points - sum(counts))`` points one at a time, each to the segment with
+    the fewest points that still has budget (the earlier one on a tie). Deterministic.
+
+    >>> share_budget([0, 0], 6, 6)
+    [3, 3]
+    >>> share_budget([2, 1, 0], 5, 9)
+    [1, 2, 2]
+    """
+    k = len(counts)
+    if k == 0:
+        return []
+    budgets = fair_shares(max_points, k)
+    left = [max(0, b - c) for b, c in zip(budgets, counts)]
+    have = list(counts)
+    give = [0] * k
+    for _ in range(max(0, min(num_points, max_points - sum(counts), sum(left)))):
+        i = min((i for i in range(k) if left[i] > 0), key=lambda i: (have[i], i))
+        give[i] += 1
+        have[i] += 1
+        left[i] -= 1
+    return give
 
 
 def run_step(
@@ -74,12 +113,17 @@ def run_step(
         config.seed = seed
     steering_input = read_input(in_path)
     out: list[Any] = []
-    for segment in steering_input.segments:
+    segments = steering_input.segments
+    if steering_input.segmented:
+        wanted = share_budget([len(s.records) for s in segments], num_points, max_points)
+        limits = fair_shares(max_points, len(segments))  # each search's own budget (nevergrad plans with it)
+    else:
+        wanted, limits = [max(0, min(num_points, max_points - len(segments[0].records)))], [max_points]
+    for segment, n, limit in zip(segments, wanted, limits):
         space = segment_space(segment, config)
         seg_seed = config.seed if segment.model_id is None else _segment_seed(config.seed, segment.model_id)
         algorithm = create_algorithm(config.algorithm, space, seg_seed, config.algorithm_param)
-        n = max(0, min(num_points, max_points - len(segment.records)))
-        points = algorithm.propose(segment.records, n, max_points=max_points)
+        points = algorithm.propose(segment.records, n, max_points=limit)
         out += points if segment.model_id is None else [[segment.model_id, p] for p in points]
     write_json_atomic(out_path, out)
     return out
@@ -99,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--in", dest="in_path", required=True, metavar="FILE", help="iDDS input: points so far and opt_space")
     parser.add_argument("--out", dest="out_path", required=True, metavar="FILE", help="where to write the new points (JSON list)")
     parser.add_argument("--num-points", type=int, required=True, metavar="N", help="points wanted this round")
-    parser.add_argument("--max-points", type=int, required=True, metavar="N", help="total budget of points (per segment)")
+    parser.add_argument("--max-points", type=int, required=True, metavar="N", help="total budget of points (over all segments)")
     parser.add_argument("--config", metavar="FILE", help="project.json, or {algorithm, algorithm_param, metric, mode, seed, search_space}")
     parser.add_argument("--seed", type=int, metavar="N", help="seed (overrides the config's); same seed + same %%IN = same points")
     return parser

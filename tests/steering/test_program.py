@@ -87,15 +87,16 @@ def test_a_flat_config_with_grid(tmp_path: Path) -> None:
     assert [p["opt"] for p in points] == ["sgd"]  # fewer: the grid is exhausted
 
 
-def test_segmented_input_proposes_per_model_with_a_budget_each(tmp_path: Path) -> None:
+def test_segmented_input_shares_the_total_budget_among_models(tmp_path: Path) -> None:
     seg_space = {"h": {"method": "uniformint", "dimension": {"low": 1, "high": 100}}}
     data = {
         "points": [[[0, {"h": 3}], 0.5], [[0, {"h": 7}], None], [[1, {"h": 50}], 0.1]],
         "opt_space": [{"model_id": 0, "search_space": seg_space}, {"model_id": 1, "search_space": seg_space},
                       {"model_id": 2, "search_space": seg_space}],
     }
-    out = _ok(*_steer(tmp_path, data, 2, 3))
-    # model 0 has 2 points (1 left), model 1 has 1 (2 left), model 2 has none (2 left)
+    out = _ok(*_steer(tmp_path, data, 5, 9))
+    # totals: 9 points = 3 per model, 6 left; model 0 has 2 (1 left), model 1 has 1, model 2 none;
+    # 5 this round, each to the model with the fewest points
     assert [m for m, _ in out] == [0, 1, 1, 2, 2]
     assert all(isinstance(p["h"], int) and 1 <= p["h"] <= 100 for _, p in out)
     assert {3, 7} .isdisjoint({p["h"] for m, p in out if m == 0})
