@@ -1,79 +1,143 @@
-"""The real iDDS REST app (idds-server 2.6.21) on loopback, as a contract oracle for the sandbox.
+"""The conformance scenario: one scripted sequence of iDDS calls, run against the real iDDS 2.6.21
+(server + agents, ``tests/idds`` ``real_idds``) and against the sandbox (``hpogrid-gridsim``).
 
-Run with the interpreter of a separate environment that has ``idds-server==2.6.21 idds-prompt
-werkzeug`` (``tests/grid/test_grid_conformance.py`` creates it): SQLite with a SQL ``md5()``
-function registered on each connection, the app under ``/idds``, and a WSGI wrapper that sets
-``SSL_CLIENT_S_DN`` (PROTOCOL.md §6). Prints ``READY <port>`` when it serves.
+A PanDA-style HPO request (as JEDI sends it) whose steering is ``hpogrid-steering --seed 7``, so the
+points are a function of the history; the test plays the PanDA jobs: it takes each round's points
+and PUTs their losses (one of them NaN), and makes bad calls on the way. Every reply is recorded
+with its data; ``normalise`` removes only what differs by nature (request ids, dates).
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import os
-import sys
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.idds import hpo
+
+MAX_POINTS, PER_ROUND = 6, 2
 
 
-def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--dir", required=True)
-    args = p.parse_args()
-    folder = Path(args.dir)
-    folder.mkdir(parents=True, exist_ok=True)
+@dataclass
+class Reply:
+    call: str
+    status: int
+    exception_class: str | None
+    exception_message: str | None
+    content_type: str | None
+    data: Any  # the decoded body ("" when empty)
 
-    from werkzeug.serving import make_server
-
-    # the port first (the config names it), then the configuration iDDS reads at import
-    import socket
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", args.port))
-    port = sock.getsockname()[1]
-    sock.close()
-    (folder / "idds.cfg").write_text(
-        "[common]\nloglevel = WARNING\nlogdir = {d}\n\n[database]\ndefault = sqlite:///{d}/idds.db\n"
-        "pool_size = 5\npool_recycle = 3600\necho = 0\npool_reset_on_return = rollback\n\n"
-        "[rest]\nhost = http://127.0.0.1:{p}/idds\ncacher_dir = {d}/cacher\n".format(d=folder, p=port))
-    (folder / "auth.cfg").write_text("[common]\nallow_vos = atlas,local\n\n[Users]\nallow_users = /DC=local\n"
-                                     "super_users = gridsim-service\n")
-    os.environ["IDDS_CONFIG"] = str(folder / "idds.cfg")
-    os.environ["IDDS_AUTH_CONFIG"] = str(folder / "auth.cfg")
-    os.environ.pop("IDDS_CLIENT_MODE", None)
-
-    import sqlalchemy
-    from sqlalchemy import event
-
-    @event.listens_for(sqlalchemy.engine.Engine, "connect")
-    def _md5(dbapi_connection, _record):  # iDDS indexes md5(name); SQLite has no md5()
-        if hasattr(dbapi_connection, "create_function"):
-            dbapi_connection.create_function(
-                "md5", 1, lambda s: None if s is None else hashlib.md5(str(s).encode()).hexdigest(),
-                deterministic=True)
-
-    from idds.orm.base import models, session
-
-    models.register_models(session.get_engine(echo=False))  # the tables, without alembic's bookkeeping
-    from idds.rest.v1.app import create_app
-    from werkzeug.middleware.dispatcher import DispatcherMiddleware
-
-    app = create_app()
-
-    def with_dn(environ, start_response):
-        environ["SSL_CLIENT_S_DN"] = "/DC=local/CN=testuser"
-        environ["SSL_CLIENT_CERT"] = "-----BEGIN CERTIFICATE----- (loopback test) -----END CERTIFICATE-----"
-        return app(environ, start_response)
-
-    def not_found(environ, start_response):
-        start_response("404 Not Found", [("Content-Length", "0")])
-        return [b""]
-
-    server = make_server("127.0.0.1", port, DispatcherMiddleware(not_found, {"/idds": with_dn}), threaded=True)
-    print(f"READY {port}", flush=True)
-    server.serve_forever()
-    return 0
+    @classmethod
+    def of(cls, call: str, reply: requests.Response) -> "Reply":
+        body: Any = reply.text
+        if body:
+            try:
+                body = json.loads(body)  # Python's json: iDDS sends NaN as a bare NaN
+            except ValueError:
+                pass
+        return cls(call, reply.status_code, reply.headers.get("ExceptionClass"),
+                   reply.headers.get("ExceptionMessage"), reply.headers.get("Content-Type"), body)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def loss_of(point: dict[str, Any]) -> float:
+    """Point 2 fails (NaN, as a crashed training reports it); the others: x + y."""
+    return math.nan if point["id"] == "2" else hpo.simple_loss(point["parameters"])
+
+
+def _wait_for(base: str, workload_id: int, count: int, timeout: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        points = hpo.points(base, workload_id)
+        if len(points) >= count:
+            return points
+        time.sleep(0.5)
+    raise AssertionError(f"{count} points did not appear in {timeout:.0f} s at {base} (workload {workload_id})")
+
+
+def run_scenario(base: str, proxy: Path, workload_id: int, timeout: float = 120.0) -> list[Reply]:
+    get = lambda path: requests.get(f"{base}/{path}", timeout=30)  # noqa: E731
+    put = lambda path: requests.put(f"{base}/{path}", timeout=30)  # noqa: E731
+    out: list[Reply] = []
+    record = lambda call, reply: out.append(Reply.of(call, reply))  # noqa: E731
+    record("ping", get("ping"))
+    request_id = hpo.submit(base, proxy, hpo.request_metadata(workload_id, MAX_POINTS, PER_ROUND))
+    record("request by id", get(f"request/{request_id}/null/false"))
+    for round_no in range(1, MAX_POINTS // PER_ROUND + 1):
+        points = _wait_for(base, workload_id, round_no * PER_ROUND, timeout)
+        record(f"round {round_no}: points", get(f"hpo/{workload_id}/null/null/null/null"))
+        new = [p for p in points if p["loss"] is None]
+        if round_no == 1:
+            record("one point by id", get(f"hpo/{workload_id}/null/{new[0]['id']}/null/null"))
+            record("points with a limit", get(f"hpo/{workload_id}/null/null/null/1"))
+            record("points by request id", get(f"hpo/null/{request_id}/null/null/null"))
+        for point in new:
+            record(f"round {round_no}: loss of {point['id']}", put(f"hpo/{workload_id}/null/{point['id']}/{loss_of(point)}"))
+        if round_no == 1:
+            record("loss of an unknown point", put(f"hpo/{workload_id}/null/99/0.5"))
+            record("a loss that is not a number", put(f"hpo/{workload_id}/null/1/low"))
+            record("round 1: points with losses", get(f"hpo/{workload_id}/null/null/null/null"))
+    deadline = time.monotonic() + timeout
+    while hpo.request_status(base, request_id) != "Finished" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    record("request at the end", get(f"request/{request_id}/null/false"))
+    record("points at the end", get(f"hpo/{workload_id}/null/null/null/null"))
+    return out + bad_calls(base)
+
+
+def bad_calls(base: str) -> list[Reply]:
+    """Calls that need no running request: unknown ids, malformed paths, a missing token."""
+    get = lambda path, **kw: requests.get(f"{base}/{path}", timeout=30, **kw)  # noqa: E731
+    put = lambda path: requests.put(f"{base}/{path}", timeout=30)  # noqa: E731
+    return [Reply.of(call, reply) for call, reply in [
+        ("unknown workload: points", get("hpo/987654321/null/null/null/null")),
+        ("unknown workload: one point", get("hpo/987654321/null/1/null/null")),
+        ("unknown workload: points with a limit", get("hpo/987654321/null/null/null/1")),
+        ("unknown workload: loss", put("hpo/987654321/null/1/0.5")),
+        ("no workload, no request: loss", put("hpo/null/null/1/0.5")),
+        ("hpo path too short", get("hpo/987654321/null")),
+        ("no such path", get("no/such/path")),
+        ("unknown request", get("request/null/987654321/false")),
+        ("abort an unknown request", put("request/abort/987654321/null")),
+        ("oidc without a token", get("request/null/987654321/false", headers={"X-IDDS-Auth-Type": "oidc"})),
+    ]]
+
+
+def normalise(replies: list[Reply]) -> list[dict[str, Any]]:
+    """Replies as plain data, without what differs by nature: request ids, timestamps, and the
+    request row's bookkeeping (kept: workload_id, status, request_type, requester)."""
+    keep = {"workload_id", "status", "request_type", "requester", "transform_tag"}
+    out = []
+    for reply in replies:
+        item = asdict(reply)
+        data = item["data"]
+        if reply.call.startswith(("request by id", "request at the end")) and isinstance(data, list):
+            item["data"] = [{k: v for k, v in row.items() if k in keep} for row in data]
+        out.append(item)
+    return out
+
+
+def differences(mine: Any, real: Any, path: str = "") -> list[str]:
+    """Field by field, with data; NaN equals NaN (iDDS keeps a NaN loss as NaN)."""
+    if isinstance(mine, dict) and isinstance(real, dict):
+        out = [f"{path}: only in one: {sorted(set(mine) ^ set(real))}"] if set(mine) != set(real) else []
+        for key in sorted(set(mine) & set(real)):
+            out += differences(mine[key], real[key], f"{path}.{key}")
+        return out
+    if isinstance(mine, list) and isinstance(real, list):
+        if len(mine) != len(real):
+            return [f"{path}: {len(mine)} items != {len(real)}: {json.dumps(mine)[:300]} vs {json.dumps(real)[:300]}"]
+        return [d for i, (a, b) in enumerate(zip(mine, real)) for d in differences(a, b, f"{path}[{i}]")]
+    if isinstance(mine, float) and isinstance(real, float) and math.isnan(mine) and math.isnan(real):
+        return []
+    if type(mine) is not type(real) or mine != real:
+        return [f"{path}: {mine!r} != {real!r}"]
+    return []
+
+
+def dumps(replies: list[dict[str, Any]]) -> str:
+    return json.dumps(replies, indent=1, sort_keys=True, allow_nan=True) + "\n"
