@@ -38,9 +38,10 @@ def start_command(workdir: Path, port: int | None, steering_bin: Path | None) ->
 
 @main.command("stop")
 @WORKDIR
-def stop_command(workdir: Path) -> None:
+@click.option("--purge", is_flag=True, help="Also remove the database (iDDS's requests and points).")
+def stop_command(workdir: Path, purge: bool) -> None:
     """Stop everything ``start`` started in DIR (PostgreSQL included)."""
-    stopped = stop(workdir)
+    stopped = stop(workdir, purge=purge)
     click.echo(f"stopped: {', '.join(c.value for c in stopped)}" if stopped else f"nothing running in {workdir}")
 
 

@@ -3,8 +3,8 @@
 This file is executed by path with the interpreter of the separate iDDS venv; it imports only the
 standard library, iDDS 2.6.21 and pgserver, never ``hpogrid``. Two commands:
 
-``idds_side.py database WORKDIR``
-    starts (or reuses) PostgreSQL from ``pgserver`` in ``WORKDIR/pgdata``, creates the ``idds``
+``idds_side.py database PGDATA``
+    starts (or reuses) PostgreSQL from ``pgserver`` in the folder PGDATA, creates the ``idds``
     database and the ``doma_idds`` schema, iDDS's tables, and prints ``POSTMASTER <pid>``.
 ``idds_side.py rest PORT``
     serves iDDS's own REST app (``idds.rest.v1.app.create_app``) under ``/idds`` on 127.0.0.1:PORT
@@ -25,11 +25,10 @@ TEST_DN = "/DC=local/OU=Users/CN=hpogrid"
 TEST_CERT = "-----BEGIN CERTIFICATE-----\nloopback test\n-----END CERTIFICATE-----"
 
 
-def database(workdir: Path) -> int:
+def database(pgdata: Path) -> int:
     import pgserver
     import psycopg2
 
-    pgdata = workdir / "pgdata"
     server = pgserver.get_server(pgdata, cleanup_mode=None)  # None: keep running after we exit
     if "1" not in server.psql(f"select 1 from pg_database where datname = '{DATABASE}';"):
         server.psql(f"create database {DATABASE};")
@@ -114,7 +113,7 @@ def main(argv: list[str]) -> int:
         return tables()
     if len(argv) == 2 and argv[0] == "rest":
         return rest(int(argv[1]))
-    sys.stderr.write("usage: idds_side.py database WORKDIR | tables | rest PORT\n")
+    sys.stderr.write("usage: idds_side.py database PGDATA | tables | rest PORT\n")
     return 2
 
 

@@ -23,7 +23,7 @@ import pytest
 from hpogrid.iddslocal import LocalIdds
 from tests.grid.conftest import WIRE_DIR
 from tests.grid.idds_oracle import Reply, bad_calls, differences, dumps, normalise, run_scenario
-from tests.idds.conftest import real_idds  # noqa: F401  (the session's real iDDS)
+from tests.idds.conftest import real_idds  # noqa: F401  (the session's real iDDS, shared with tests/idds)
 
 pytestmark = pytest.mark.slow
 

@@ -6,19 +6,17 @@ from typing import Iterator
 
 import pytest
 
-from hpogrid.iddslocal import LocalIdds, StartError, Unavailable, start
+from hpogrid.iddslocal import LocalIdds
+from tests.idds import shared
 
 
 @pytest.fixture(scope="session")
-def real_idds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdds]:
-    """A started local iDDS (its own work folder, a free port); stopped after the session. Skips,
-    saying why, where the iDDS environment cannot be built (no PyPI, no uv/venv)."""
-    workdir = tmp_path_factory.mktemp("idds-local")
+def real_idds() -> Iterator[LocalIdds]:
+    """A started local iDDS (its own work folder outside pytest's, a free port), shared by the
+    session and stopped (its database removed) at the end. Skips, saying why, where the iDDS
+    environment cannot be built (no PyPI, no uv/venv)."""
+    idds = shared.acquire()
     try:
-        idds = start(workdir)
-    except Unavailable as exc:
-        pytest.skip(f"the real iDDS cannot run here: {exc.reason}")
-    except StartError as exc:
-        pytest.fail(f"the real iDDS did not start: {exc}")
-    with idds:
         yield idds
+    finally:
+        shared.release()

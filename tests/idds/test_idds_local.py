@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from hpogrid.iddslocal import LocalIdds, Unavailable, ensure_environment
 from tests.conftest import installed
 from tests.idds import hpo
+from tests.idds.shared import idds_workdir
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +41,19 @@ def _run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run([installed("hpogrid-idds-local"), *args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_cli_start_status_stop(tmp_path: Path):
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    folder = idds_workdir()
+    yield folder / "idds"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_cli_start_status_stop(workdir: Path, tmp_path: Path):
     try:
         ensure_environment()
     except Unavailable as exc:
         pytest.skip(f"the real iDDS cannot run here: {exc.reason}")
-    workdir, port = tmp_path / "idds", _free_port()
+    port = _free_port()
     t0 = time.monotonic()
     started = _run("start", "--workdir", str(workdir), "--port", str(port))
     to_ping = time.monotonic() - t0
@@ -65,8 +75,9 @@ def test_cli_start_status_stop(tmp_path: Path):
         pids = [p["pid"] for p in json.loads((workdir / "state.json").read_text())["processes"].values()]
         assert len(pids) == 3 and all(_alive(pid) for pid in pids)
     finally:
-        stopped = _run("stop", "--workdir", str(workdir))
+        stopped = _run("stop", "--workdir", str(workdir), "--purge")
     assert (stopped.returncode, stopped.stdout) == (0, "stopped: database, rest, agents\n")
+    assert not (workdir / "pgdata").exists()
     assert not any(_alive(pid) for pid in pids)  # PostgreSQL included
     down = _run("status", "--workdir", str(workdir))
     assert (down.returncode, down.stdout) == (1, f"no local iDDS in {workdir.resolve()}\n")
