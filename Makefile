@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 EXTRAS ?= all
 export HPOGRID_DEMO_HOME ?= $(CURDIR)/.hpogrid-demo
 
-.PHONY: demo test install venv clean bench
+.PHONY: demo test install venv clean bench idds-local
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: venv
 
 demo: install
 	bash examples/demo.sh
+
+# a real iDDS 2.6.21 on 127.0.0.1:18080 (docs/IDDS-LOCAL.md); stop: $(BIN)/hpogrid-idds-local stop --workdir .idds-local
+idds-local: install
+	$(BIN)/hpogrid-idds-local start --workdir $(CURDIR)/.idds-local --port 18080
 
 bench: install
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
