@@ -41,8 +41,8 @@ HERE = Path(__file__).resolve().parent
 IDDS_SIDE = HERE / "idds_side.py"
 STANDINS = HERE / "standins"
 AGENTS = "clerk,transformer,submitter,poller,trigger,finisher"  # receiver/conductor need a message broker
-START_TIMEOUT = 120.0
-STOP_GRACE = 10.0
+START_TIMEOUT = 300.0  # generous: a loaded 2-core CI machine took 126 s to ping
+STOP_GRACE = 5.0  # the agents do not end on SIGTERM within 10 s; their database work rolls back
 NICENESS = 10
 
 # Poll periods (seconds) of every agent. iDDS's defaults are tuned for a production service (minutes;
@@ -129,7 +129,15 @@ class Process:
         return cls(pid, _start_time(pid) or "")
 
     def alive(self) -> bool:
-        return bool(self.started) and _start_time(self.pid) == self.started
+        if not self.started or _start_time(self.pid) != self.started:
+            return False
+        if _state(self.pid) == "Z":  # exited; our own child (start() in this process) is reaped here
+            try:
+                os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,11 @@ class LocalIdds:
     port: int
     proxy: Path
 
+    @property
+    def rest_log(self) -> Path:
+        """The REST app's log: one line per HTTP request (werkzeug's access log) and iDDS's errors."""
+        return self.workdir / "rest.log"
+
     def environment(self) -> dict[str, str]:
         """What a client needs: the server, and a placeholder proxy for idds-client."""
         return {"HPOGRID_IDDS_HOST": self.url, "X509_USER_PROXY": str(self.proxy)}
@@ -173,12 +186,22 @@ class LocalIdds:
         self.stop()
 
 
-def _start_time(pid: int) -> str | None:
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: [state, ppid, ...] (fields 3 onwards)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+
+
+def _start_time(pid: int) -> str | None:
+    fields = _stat_fields(pid)
+    return fields[19] if fields else None  # field 22: start time in clock ticks after boot
+
+
+def _state(pid: int) -> str | None:
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
 
 
 def _state_path(workdir: Path) -> Path:
