@@ -344,13 +344,16 @@ def start(workdir: Path, port: int | None = None, steering_bin: Path | None = No
     current = status(workdir)
     if current.url is not None and any(current.running.values()):
         raise StartError(f"a local iDDS is already running in {workdir} ({current.url}); stop it first")
+    try:
+        for sub in ("log", "cache", "work", "pool"):
+            (workdir / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartError(f"cannot use {workdir} as the work folder: {exc.strerror}") from exc
+    if port is not None and _port_taken(port):
+        raise StartError(f"port {port} on 127.0.0.1 is already in use")
     python = ensure_environment()
     port = port or _free_port()
-    if _port_taken(port):
-        raise StartError(f"port {port} on 127.0.0.1 is already in use")
     url = f"http://127.0.0.1:{port}/idds"
-    for sub in ("log", "cache", "work", "pool"):
-        (workdir / sub).mkdir(parents=True, exist_ok=True)
     _install_standins(workdir / "bin")
     (workdir / "auth.cfg").write_text(AUTH)
     proxy = workdir / "proxy.pem"

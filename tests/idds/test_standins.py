@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from hpogrid.iddslocal import Unavailable, ensure_environment, status
 from hpogrid.iddslocal.server import _idds_env, _install_standins
+from tests.conftest import installed
 
 SCRIPT = """#!/bin/bash
 echo "in $(pwd)"
@@ -73,6 +75,23 @@ def test_an_environment_that_cannot_be_built_is_unavailable(tmp_path: Path):
     with pytest.raises(Unavailable, match="cannot create") as info:
         ensure_environment(blocker / "venv")
     assert "\n" not in info.value.reason
+
+
+def test_start_refuses_a_bad_folder_or_a_busy_port_in_one_line(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    bad = subprocess.run([installed("hpogrid-idds-local"), "start", "--workdir", str(blocker / "w")],
+                         capture_output=True, text=True, timeout=60)
+    assert (bad.returncode, bad.stdout) == (1, "")
+    assert bad.stderr == f"Error: cannot use {blocker / 'w'} as the work folder: Not a directory\n"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        taken = subprocess.run([installed("hpogrid-idds-local"), "start", "--workdir", str(tmp_path / "w"),
+                                "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert (taken.returncode, taken.stderr) == (1, f"Error: port {port} on 127.0.0.1 is already in use\n")
+    usage = subprocess.run([installed("hpogrid-idds-local"), "start"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "Missing option '--workdir'" in usage.stderr and "Traceback" not in usage.stderr
 
 
 def test_status_of_a_folder_without_a_server(tmp_path: Path):
