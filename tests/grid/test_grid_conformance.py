@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import pytest
@@ -29,6 +30,40 @@ pytestmark = pytest.mark.slow
 
 RECORDING = WIRE_DIR / "idds_hpo_scenario.json"
 WORKLOAD = 7001
+DATE = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} UTC$")
+
+
+def shape(value: Any) -> Any:
+    """What must agree where values differ by state (test_grid_sandbox.py compares the sandbox's
+    request rows with captured ones): keys, enum classes, date format, JSON types."""
+    if isinstance(value, dict):
+        if {"class", "module", "attributes"} <= set(value):
+            return ("enum", value["module"], value["class"])
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    if isinstance(value, str) and DATE.match(value):
+        return "date"
+    if isinstance(value, bool) or value is None:
+        return type(value).__name__
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
+
+
+def same_shape(a: Any, b: Any, path: str = "") -> list[str]:
+    """Differences between two shapes; a null on one side matches anything (values differ by state)."""
+    if a == "NoneType" or b == "NoneType":
+        return []
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = [f"{path}: key sets differ: only sandbox {sorted(set(a) - set(b))}, only iDDS {sorted(set(b) - set(a))}"] \
+            if set(a) != set(b) else []
+        for k in set(a) & set(b):
+            out += same_shape(a[k], b[k], f"{path}.{k}")
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        return same_shape(a[0], b[0], f"{path}[0]") if a and b else []
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
 def _recorded() -> list[dict[str, Any]]:
