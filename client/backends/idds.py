@@ -167,6 +167,7 @@ class IddsSteering(BaseSteering):
                 continue
             loss = idds_loss(p)
             self.service.put_loss(p["id"], loss)
+            self.log(f"PUT point {p['id']} loss {loss!r}")
             self._sent.add(p["id"])
             self._remote[p["id"]] = loss
             sent += 1

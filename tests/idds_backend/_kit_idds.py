@@ -64,8 +64,10 @@ def _config(workdir: Path, port: int) -> str:
         elif key in FAST:
             line = f"{key} = {FAST[key]}"
         lines.append(line)
+        if line in ("[clerk]", "[transformer]", "[carrier]"):  # periods stay short (default: x2 up to 6 h)
+            lines += ["poll_period_increase_rate = 1", "max_update_poll_period = 2", "max_new_poll_period = 2"]
         if line == "[carrier]":
-            lines += ["update_poll_period_for_new_task = 1", "max_update_poll_period = 2", "max_new_poll_period = 2"]
+            lines += ["update_poll_period_for_new_task = 1"]
     return "\n".join(lines) + "\n"
 
 
@@ -162,6 +164,7 @@ c.cursor().execute("create schema if not exists doma_idds")
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     s = start(sys.argv[1], int(sys.argv[2]))
     print(s.url, "pids:", [p.pid for p in s.procs], "postgres:", s.pg_pid, flush=True)
     try:
