@@ -99,12 +99,33 @@ class KitIdds:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.procs.clear()
+        for pid in _working_in(self.workdir):  # steering runs iDDS started in sessions of their own
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if self.pg_pid:
             try:
                 os.kill(self.pg_pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             self.pg_pid = None
+
+
+def _working_in(folder: Path) -> list[int]:
+    """Processes (other than PostgreSQL) whose working directory is inside ``folder``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = (entry / "cwd").resolve()
+            exe = os.readlink(entry / "exe")
+        except OSError:
+            continue
+        if cwd.is_relative_to(folder) and "postgres" not in Path(exe).name:
+            found.append(int(entry.name))
+    return found
 
 
 def start(workdir: str | Path, port: int) -> KitIdds:
