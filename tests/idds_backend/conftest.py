@@ -7,7 +7,9 @@ otherwise starts the server with ``_kit_idds.py``. When the branches merge, dele
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -26,8 +28,12 @@ def _free_port(low: int = 18250, high: int = 18300) -> int:
 
 
 @pytest.fixture(scope="session")
-def real_idds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    workdir: Path = tmp_path_factory.mktemp("real_idds")
+def real_idds() -> Iterator[object]:
+    # Not under pytest's shared basetemp: on a machine where several people run pytest as one user,
+    # a live PostgreSQL data folder there was seen to lose its postmaster.pid mid-run.
+    cache = Path.home() / ".cache/hpogrid/dev-idds-backend/runs"
+    cache.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="idds-", dir=cache))
     try:
         from hpogrid.iddslocal import Unavailable, start  # type: ignore[import-not-found]
     except ImportError:
@@ -39,8 +45,10 @@ def real_idds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     try:
         server = starter()
     except Unavailable as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
         pytest.skip(f"no real iDDS on this machine: {exc}")
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
