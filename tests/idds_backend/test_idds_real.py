@@ -179,6 +179,10 @@ def test_kill_9_of_the_client_then_resume_evaluates_every_point_once(idds_env: d
     assert 12 <= before < 30
     shows = json.loads(hpogrid(["tasks", "show", "--local", "--json"], idds_env).stdout)
     assert [r["status"] for r in shows if str(r["jeditaskid"]) == cid] == ["interrupted"]
+    # with no client running, report reads the campaign from iDDS (points it proposed meanwhile included)
+    report = hpogrid(["report", "ex1k"], idds_env, timeout=300).stdout
+    assert re.search(r"ex1k, campaign \d+: \d+ points, (\d+) finished", report)
+    assert int(re.search(r"(\d+) finished", report).group(1)) >= before
 
     hpogrid(["submit_idds", "ex1k", "--resume", cid, "--progress", "none"], idds_env, timeout=1800)
     wall = time.monotonic() - t0
@@ -198,3 +202,29 @@ def test_kill_9_of_the_client_then_resume_evaluates_every_point_once(idds_env: d
         assert sorted(int(s) for s in seen) == list(range(1, 31))
     print(f"\nkill -9 after {before} finished points, then resume: {wall:.0f} s in all; "
           f"seconds per round: {round_seconds(folder)}")
+
+
+def test_tasks_kill_stops_the_client_and_aborts_the_idds_request(idds_env: dict[str, str], hpogrid_home: Path,
+                                                                 real_idds: Any) -> None:
+    from hpogrid.client.backends.idds import IddsService
+    from hpogrid.client.engine import driver_alive
+
+    example1(idds_env, "ex1x")
+    hpogrid(["submit_idds", "ex1x", "--backend", "idds", "--detach"], idds_env)
+    folder = campaign_folder(hpogrid_home, "ex1x")
+    cid, pid = rows(folder, "SELECT id, pid FROM campaign")[0]
+    idds = settings(folder)["idds"]
+    assert idds["request_id"] is not None and pid
+    killed = hpogrid(["tasks", "kill", cid], idds_env, timeout=300)
+    assert killed.stdout.strip() == f"campaign {cid} killed"
+    assert rows(folder, "SELECT status FROM campaign") == [("killed",)]
+    assert not driver_alive(pid)
+    service = IddsService(real_idds.url, idds["workload_id"], idds["request_id"])
+    os.environ.setdefault("X509_USER_PROXY", idds_env["X509_USER_PROXY"])
+    deadline, status = time.monotonic() + 300, None
+    while time.monotonic() < deadline:
+        status = service.status()
+        if status in ("Cancelled", "Cancelling", "ToCancel"):
+            break
+        time.sleep(2)
+    assert status in ("Cancelled", "Cancelling", "ToCancel"), status
