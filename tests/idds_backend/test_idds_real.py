@@ -22,7 +22,8 @@ import pytest
 
 from tests.conftest import REPO, installed
 
-pytestmark = pytest.mark.slow
+# Each campaign waits for the real agents' rounds: minutes on a quiet machine, more on a busy one.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 SPACE = {"height": {"method": "uniform", "dimension": {"low": -100, "high": 100}},
          "width": {"method": "uniform", "dimension": {"low": 0, "high": 20}}}
