@@ -42,7 +42,7 @@ __all__ = [
 KINDS = ("hpo", "grid", "model", "search_space")
 ALGORITHMS = ("random", "grid", "tune", "hyperopt", "bayesian", "skopt", "optuna", "nevergrad", "ax", "bohb")
 SCHEDULERS = ("asynchyperband", "bohbhyperband", "pbt", "fifo")
-BACKENDS = ("embedded", "ray", "panda")
+BACKENDS = ("embedded", "ray", "panda", "idds")
 # Images built from deploy/ (pinned tags, never :latest: a campaign must be reproducible).
 DEFAULT_EVALUATION_CONTAINER = "docker://gitlab-registry.cern.ch/aml/hyperparameter-optimization/alkaid-qt/hpogrid/evaluator:2.0.0"
 DEFAULT_STEERING_CONTAINER = "gitlab-registry.cern.ch/aml/hyperparameter-optimization/alkaid-qt/hpogrid/steering:2.0.0"

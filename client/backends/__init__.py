@@ -1,6 +1,7 @@
 """Backends by name: where ``submit_idds`` runs a campaign. Imported lazily, on first use.
 
-``embedded`` (this machine), ``ray`` (jobs as Ray tasks), ``panda`` (PanDA + iDDS, the grid).
+``embedded`` (this machine), ``ray`` (jobs as Ray tasks), ``panda`` (PanDA + iDDS, the grid),
+``idds`` (rounds in a real iDDS, jobs here or on Ray).
 A backend may also list the tasks it knows remotely (``list_tasks``, used by ``hpogrid tasks show``).
 """
 
@@ -20,6 +21,7 @@ BACKENDS = {
     "embedded": "hpogrid.client.backends.embedded:EmbeddedBackend",
     "ray": "hpogrid.client.backends.ray:RayBackend",
     "panda": "hpogrid.client.backends.panda:PandaBackend",
+    "idds": "hpogrid.client.backends.idds:IddsBackend",
 }
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..engine import (BaseJobRunner, Engine, ForkServerRunner, check_resumable, create_campaign, kill_campaign,
-                      project_dir_of, spawn_detached)
+from ..engine import (BaseJobRunner, BaseSteering, Engine, ForkServerRunner, check_resumable, create_campaign,
+                      kill_campaign, project_dir_of, spawn_detached)
 from ..store import Store
 from .base import BaseBackend, SubmitOptions
 
@@ -19,6 +19,10 @@ class EmbeddedBackend(BaseBackend):
 
     def make_runner(self, store: Store, options: SubmitOptions) -> BaseJobRunner:
         return ForkServerRunner(log=store.path.parent / "forkserver.log")
+
+    def make_steering(self, store: Store, options: SubmitOptions) -> BaseSteering | None:
+        """How rounds run; None: the engine's default (warm worker, or the campaign's own command)."""
+        return None
 
     def submit(self, project_name: str, options: SubmitOptions) -> Store:
         if options.dry_run:  # what would run, nothing written
@@ -69,7 +73,8 @@ class EmbeddedBackend(BaseBackend):
         from ..engine._progress import make_display, summary_lines
 
         display = make_display(progress) if isinstance(progress, str) else progress
-        engine = Engine(store, project_dir_of(store), runner=self.make_runner(store, options), on_progress=display)
+        engine = Engine(store, project_dir_of(store), runner=self.make_runner(store, options),
+                        steering=self.make_steering(store, options), on_progress=display)
         try:
             engine.run()
         finally:

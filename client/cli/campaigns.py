@@ -74,6 +74,8 @@ def _options(**kw: Any) -> SubmitOptions:
               metavar="MINUTES", help="grid: minutes between checkpoint uploads (phpo --checkPointInterval)")
 @click.option("--max_evaluation_jobs", "--max-evaluation-jobs", type=click.IntRange(min=1), default=None,
               help="grid: cap on evaluation jobs (phpo maxEvaluationJobs) [default: 2 x num_trials]")
+@click.option("--idds-host", "--idds_host", default=None, metavar="URL",
+              help="backend idds: the iDDS server, e.g. http://127.0.0.1:8080/idds [default: $HPOGRID_IDDS_HOST]")
 @click.option("--steering-container", "--steering_container", default=None, metavar="IMAGE",
               help="grid: the steering image iDDS runs [default: hpogrid's steering image]")
 def submit_idds(project: str, backend: str | None, n_points_per_iteration: int | None,
@@ -82,7 +84,7 @@ def submit_idds(project: str, backend: str | None, n_points_per_iteration: int |
                 seed: int | None, dry_run: bool, progress: str, site: str | None, gpu: bool,
                 architecture: str | None, checkpoint_save: str | None, checkpoint_load: str | None,
                 checkpoint_interval: int | None, max_evaluation_jobs: int | None,
-                steering_container: str | None) -> None:
+                steering_container: str | None, idds_host: str | None = None) -> None:
     """Run an iDDS-style HPO campaign of PROJECT: rounds of the steering propose points, one job per point.
 
     With the grid config's default backend (embedded) it all runs on this machine, with the grid's
@@ -105,7 +107,8 @@ def submit_idds(project: str, backend: str | None, n_points_per_iteration: int |
     options.extra["progress"] = display
     grid_extra = {"gpu": gpu or None, "architecture": architecture, "checkpoint_save": checkpoint_save,
                   "checkpoint_load": checkpoint_load, "checkpoint_interval": checkpoint_interval,
-                  "max_evaluation_jobs": max_evaluation_jobs, "steering_container": steering_container}
+                  "max_evaluation_jobs": max_evaluation_jobs, "steering_container": steering_container,
+                  "idds_host": idds_host}
     options.extra.update({k: v for k, v in grid_extra.items() if v is not None})
     if resume is not None:
         store = _campaign_to_resume(project, resume)
@@ -187,7 +190,7 @@ def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None =
             counts = store.counts()
             best = store.best()
         state, message = c["status"], c.get("message")
-        if state in ("running", "created") and c["backend"] in ("embedded", "ray") and not driver_alive(c.get("pid")):
+        if state in ("running", "created") and c["backend"] in ("embedded", "ray", "idds") and not driver_alive(c.get("pid")):
             state, message = "interrupted", f"the driver (pid {c.get('pid')}) is gone; continue with `hpogrid tasks retry {cid}`"
         total = c.get("max_points") or 0
         done = counts["finished"] + counts["failed"]

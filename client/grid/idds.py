@@ -23,7 +23,7 @@ class IddsError(GridError):
     """iDDS refused a request or could not be reached."""
 
 
-def _manager(credential: Credential) -> Any:
+def _manager(credential: Credential, host: str | None = None) -> Any:
     os.environ.setdefault("IDDS_CLIENT_MODE", "1")  # idds-client only, even where idds-server is installed
     from idds.client.clientmanager import ClientManager
 
@@ -32,7 +32,7 @@ def _manager(credential: Credential) -> Any:
     for name in ("", "httpx", "urllib3", "idds"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
-    host = os.environ.get("IDDS_HOST")
+    host = host or os.environ.get("IDDS_HOST")
     cm = ClientManager(host=host, timeout=60)
     if credential.kind == "oidc":
         cm.auth_type, cm.oidc_token, cm.vo = "oidc", credential.token, credential.vo
