@@ -13,7 +13,7 @@ from typing import Sequence
 import click
 
 from hpogrid.evaluator.errors import EvaluatorError
-from hpogrid.steering.errors import SteeringError
+from hpogrid.steering.errors import SHOWN_CHARS, SteeringError, shorten
 
 from ..errors import HpogridError
 from ..home import home
@@ -84,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(message.split())
+    """An error as one line; any long run of text in it (a value click echoes back) is shortened."""
+    words = [shorten(word) for word in message.split()]
+    return shorten(" ".join(words), 8 * SHOWN_CHARS)
 
 
 if __name__ == "__main__":  # pragma: no cover

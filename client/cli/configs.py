@@ -44,8 +44,8 @@ def _options(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 names.append(field.short)
             default = "" if field.default is None else f" [default: {json.dumps(field.default)}]"
             if field.flag:
-                flag = f"--{field.name}/--no-{field.name}"
-                fn = click.option(flag, field.name, default=None, help=field.help + default)(fn)
+                flags = [f"--{field.name}/--no-{field.name}", *([field.short] if field.short else [])]
+                fn = click.option(*flags, field.name, default=None, help=field.help + default)(fn)
             elif field.choices:
                 fn = click.option(*names, field.name, type=click.Choice(field.choices), default=None,
                                   help=field.help + default)(fn)
@@ -106,12 +106,12 @@ def _common(group: click.Group, kind: str) -> None:
 
 
 def _space_argument(value: str | None) -> Any:
-    """The search space as JSON text, or a path to a JSON file."""
+    """The search space: JSON text (it starts with ``{``) or the path of a JSON file."""
     if value is None:
         raise click.UsageError("a search space is needed, as JSON text or a path to a JSON file")
-    if not value.lstrip().startswith("{") and Path(value).is_file():
-        return Path(value).read_text(encoding="utf-8")
-    return value
+    if value.lstrip().startswith("{"):
+        return configs.parse_json(value, "the search space")
+    return configs.read_json_file(value, "search space")
 
 
 def _search_space_group() -> click.Group:
