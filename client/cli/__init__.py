@@ -7,6 +7,7 @@ tracebacks.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from typing import Sequence
 
@@ -83,10 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+# A quoted value in an error message (as click echoes a bad option value back).
+_QUOTED = re.compile(r"'[^']{%d,}'" % SHOWN_CHARS)
+
+
 def _one_line(message: str) -> str:
-    """An error as one line; any long run of text in it (a value click echoes back) is shortened."""
-    words = [shorten(word) for word in message.split()]
-    return shorten(" ".join(words), 8 * SHOWN_CHARS)
+    """An error as one line; a long quoted value in it (click's echo of a bad value) is shortened as
+    :func:`~hpogrid.steering.errors.shown` shortens ours, and the line itself is capped."""
+    line = _QUOTED.sub(lambda m: shorten(m.group(0)), " ".join(message.split()))
+    return shorten(line, 16 * SHOWN_CHARS)
 
 
 if __name__ == "__main__":  # pragma: no cover
