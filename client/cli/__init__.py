@@ -18,6 +18,7 @@ from hpogrid.steering.errors import SHOWN_CHARS, SteeringError, shorten
 
 from ..errors import HpogridError
 from ..home import home
+from .examples import add_examples
 
 __all__ = ["cli", "main"]
 
@@ -58,6 +59,7 @@ def _register() -> None:
 
 
 _register()
+add_examples(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

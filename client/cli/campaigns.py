@@ -348,9 +348,12 @@ def kill(campaign_id: str) -> None:
 @tasks.command("retry")
 @click.argument("campaign_id")
 @click.option("--detach", is_flag=True, help="continue in the background")
-@click.option("--max_attempts", "--max-attempts", type=click.IntRange(min=1), default=None)
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None)
-@click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]), default="auto")
+@click.option("--max_attempts", "--max-attempts", type=click.IntRange(min=1), default=None,
+              help="attempts per point before it is recorded failed (PanDA: 5)")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="time limit of one evaluation job, seconds")
+@click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]), default="auto",
+              show_default=True, help="how to show progress while attached")
 def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: float | None, progress: str) -> None:
     """Continue campaign CAMPAIGN_ID to its budget (re-running only what had not finished)."""
     if _grid_task_command("retry", campaign_id):  # --- grid hook: a grid task id, not a local campaign ---

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import click
 
+from hpogrid.steering.space import METHODS
+
 from .. import configs, projects
 
 __all__ = ["commands"]
@@ -114,6 +116,28 @@ def _space_argument(value: str | None) -> Any:
     return configs.read_json_file(value, "search space")
 
 
+def _methods() -> str:
+    out = []
+    for method, (required, optional) in METHODS.items():
+        dims = [*required, *(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in optional.items())]
+        out.append(f"  {method:<12} {', '.join(dims)}")
+    return "\n".join(out)
+
+
+_SPACE_HELP = """{action} the search space NAME from SEARCH_SPACE: JSON text, or the path of a JSON file.
+
+\b
+The JSON form (one entry per hyperparameter):
+  '{{"<name>": {{"method": "<method>", "dimension": {{"<dimension>": <value>, ...}}}}, ...}}'
+e.g.
+  '{{"lr": {{"method": "loguniform", "dimension": {{"low": 1e-5, "high": 1e-2}}}},
+    "batch": {{"method": "categorical", "dimension": {{"categories": [32, 64, 128]}}}}}}'
+
+\b
+Methods and their dimensions (optional ones with their default):
+""" + _methods().replace("{", "{{").replace("}", "}}")
+
+
 def _search_space_group() -> click.Group:
     @click.group(name="search_space", help=f"Manage search spaces: {', '.join(ACTIONS)}.")
     def group() -> None:
@@ -122,10 +146,11 @@ def _search_space_group() -> click.Group:
     for action in ("create", "recreate", "update"):
 
         def make(action: str) -> click.Command:
-            @click.command(name=action, help=f"{action.capitalize()} the search space NAME from JSON (or a JSON file).")
+            @click.command(name=action, help=_SPACE_HELP.format(action=action.capitalize()))
             @click.argument("name")
             @click.argument("search_space", required=False)
-            @click.option("-s", "--search_space", "search_space_opt", default=None, help="the search space (JSON)")
+            @click.option("-s", "--search_space", "search_space_opt", default=None, metavar="JSON|FILE",
+                          help="the search space (the same as SEARCH_SPACE)")
             def command(name: str, search_space: str | None, search_space_opt: str | None) -> None:
                 text = _space_argument(search_space if search_space is not None else search_space_opt)
                 if action == "update":
