@@ -270,11 +270,14 @@ def load(kind: str, name: str) -> dict[str, Any]:
 def create(kind: str, name: str, values: Mapping[str, Any] | Any, *, replace: bool = False) -> dict[str, Any]:
     """Store a new config; with ``replace`` (recreate) an existing one is overwritten."""
     path = path_of(kind, name)
-    if path.exists() and not replace:
-        raise AlreadyExistsError(f"{kind} config {shown(name)} exists; use `hpogrid {_cli(kind)} recreate` or `update`")
     if kind != "search_space":
         values = {k: v for k, v in dict(values).items() if v is not None}
     config = validate(kind, values)
+    if path.exists() and not replace:
+        if read_json(path) == config:  # the same create again (pasted twice, as 1.x README's examples do)
+            return config
+        raise AlreadyExistsError(f"{kind} config {shown(name)} exists with other values; "
+                                 f"use `hpogrid {_cli(kind)} recreate` or `update`")
     atomic_write_json(path, config)
     return config
 

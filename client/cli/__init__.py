@@ -17,7 +17,7 @@ from hpogrid.evaluator.errors import EvaluatorError
 from hpogrid.steering.errors import SHOWN_CHARS, SteeringError, shorten
 
 from ..errors import HpogridError
-from ..home import home
+from ..home import base_path, home
 from .examples import add_examples
 
 __all__ = ["cli", "main"]
@@ -35,6 +35,9 @@ def _where(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     click.echo(f"projects      {root / 'projects'}/<project>/{{project.json,scripts/}}")
     click.echo(f"campaigns     {root / 'projects'}/<project>/campaigns/<id>/{{store.db,jobs/}}")
     click.echo(f"registry      {root / 'campaigns.db'}")
+    base = base_path()
+    if base is not None:  # hpogrid 1.x's variable: its README's examples name ${HPOGRID_BASE_PATH}/example/...
+        click.echo(f"HPOGRID_BASE_PATH  {base}  (hpogrid 1.x examples: export HPOGRID_BASE_PATH={base})")
     ctx.exit(0)
 
 
@@ -87,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # A quoted value in an error message (as click echoes a bad option value back).
-_QUOTED = re.compile(r"'[^']{%d,}'" % SHOWN_CHARS)
+_QUOTED = re.compile(r"'[^'\s]{%d,}'" % SHOWN_CHARS)
 
 
 def _one_line(message: str) -> str:

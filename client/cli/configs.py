@@ -12,6 +12,7 @@ import click
 from hpogrid.steering.space import METHODS
 
 from .. import configs, projects
+from ..home import base_path_hint
 
 __all__ = ["commands"]
 
@@ -191,6 +192,9 @@ def _project_group() -> click.Group:
             @click.argument("name")
             @part_options
             def command(name: str, scripts_path: str | None, **refs: str | None) -> None:
+                hint = base_path_hint(scripts_path) if scripts_path else None
+                if hint is not None:  # a path pasted from hpogrid 1.x's README
+                    raise click.UsageError(hint)
                 if action == "update":
                     project = projects.update(name, scripts_path=scripts_path, **refs)
                 else:
