@@ -155,7 +155,8 @@ def synopses() -> Iterator[tuple[str, str]]:
     """``(command words, options text)`` of every README line that shows a command: code-block lines
     ``hpogrid CMD ...`` (with their indented ``--option`` continuation lines) and inline code spans."""
     in_code, current = False, None
-    for line in README.splitlines():
+    legacy = section("## Coming from hpogrid 1.x")  # names 1.x's commands on purpose
+    for line in README.replace(legacy, "").splitlines():
         if line.startswith("```"):
             in_code, current = not in_code, None
             continue
