@@ -190,7 +190,7 @@ def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None =
         if state in ("running", "created") and c["backend"] in ("embedded", "ray") and not driver_alive(c.get("pid")):
             state, message = "interrupted", f"the driver (pid {c.get('pid')}) is gone; continue with `hpogrid tasks retry {cid}`"
         total = c.get("max_points") or 0
-        done = counts["finished"] + counts["failed"]
+        done = counts["finished"] + counts["failed"] + counts.get("stopped", 0)  # stopped: cut short by a scheduler
         metric = None if best is None else (best["metric"] if best["metric"] is not None else best["loss"])
         if status and state not in status:
             continue
