@@ -213,3 +213,17 @@ def test_local_run_with_asha_records_stopped_trials_and_report_keeps_them_apart(
     assert f"{len(finished)} finished, {len(stopped)} stopped early by the scheduler, 0 failed" in done.stdout
     page = (tmp_path / "out.html").read_text()
     assert page.count('<tr class="stopped">') == len(stopped) and 'id="plot-learning_curves"' in page
+
+
+def test_mlflow_marks_stopped_points_killed(tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    make_project(tmp_path)
+    stopped_campaign(finished=2, stopped=2).close()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = report.export_mlflow(report.load("demo"), uri)
+    assert (done["created"], done["unfinished"]) == (4, 0)
+    runs = MlflowClient(uri).search_runs([done["experiment_id"]])
+    by_status = sorted((r.data.tags["hpogrid.status"], r.info.status) for r in runs)
+    assert by_status == [("finished", "FINISHED")] * 2 + [("stopped", "KILLED")] * 2
