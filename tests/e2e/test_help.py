@@ -200,10 +200,18 @@ def test_every_config_table_option_exists() -> None:
             assert long in by_name and short in by_name, f"{head.group(1)}: `{short}/{long}` is not an option"
             assert by_name[short] is by_name[long], f"{head.group(1)}: {short} and {long} are different options"
             checked += 1
-    assert checked == 17  # hpo_config 8, grid_config 6, model_config 3
+    assert checked == 18  # hpo_config 8, grid_config 6, model_config 3, search_space 1
 
 
 def test_every_option_in_the_reports_section_exists() -> None:
     known = option_names(ALL["report"])
     used = set(re.findall(r"(?<![\w-])--[A-Za-z][\w-]*", section("## Reports")))
     assert used and used <= known, sorted(used - known)
+
+
+def test_hpo_config_accepts_v_as_the_readme_lists_it(cli_env, tmp_path: Path) -> None:
+    for args, verbose in ((["-v"], True), (["--verbose"], True), (["--no-verbose"], False), ([], False)):
+        done = subprocess.run([installed("hpogrid"), "hpo_config", "recreate", "h", *args], env=cli_env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert '"verbose": %s' % str(verbose).lower() in done.stdout
