@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from hpogrid.steering.errors import SpaceError
+from hpogrid.steering.errors import SpaceError, shown
 from hpogrid.steering.space import SearchSpace
 
 from .errors import AlreadyExistsError, ConfigError, NotFoundError
@@ -37,6 +37,8 @@ __all__ = [
     "load",
     "resolve",
     "path_of",
+    "parse_json",
+    "read_json_file",
 ]
 
 KINDS = ("hpo", "grid", "model", "search_space")
@@ -51,12 +53,29 @@ DEFAULT_OUTDS = "user.{nickname}.hpogrid.{project}.out.{timestamp}"
 
 
 # ---- value parsers: each takes a CLI string or a JSON value and returns the stored value ----
+def parse_json(text: str, what: str) -> Any:
+    """JSON text a user gave (inline or from a file), or one line naming ``what``, the line and the column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def read_json_file(path: str | Path, what: str) -> Any:
+    """A JSON file the user named: "no such file: NAME", or its JSON errors with line and column."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise NotFoundError(f"{what}: no such file: {shown(str(path))}")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what}: cannot read {shown(str(path))}: {exc.__class__.__name__}") from None
+    return parse_json(text, f"{what} file {shown(str(path))}")
+
+
 def _json_value(value: Any, what: str) -> Any:
     if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{what}: not valid JSON ({exc.msg} at column {exc.colno}): {value!r}") from None
+        return parse_json(value, what)
     return value
 
 
@@ -66,7 +85,7 @@ def _json_object(what: str) -> Callable[[Any], Any]:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise ConfigError(f"{what} must be a JSON object, got {value!r}")
+            raise ConfigError(f"{what} must be a JSON object, got {shown(value)}")
         return value
 
     return parse
@@ -75,7 +94,7 @@ def _json_object(what: str) -> Callable[[Any], Any]:
 def _choice(what: str, choices: tuple[str, ...]) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if value not in choices:
-            raise ConfigError(f"unknown {what} {value!r}; valid: {', '.join(choices)}")
+            raise ConfigError(f"unknown {what} {shown(value)}; valid: {', '.join(choices)}")
         return value
 
     return parse
@@ -88,7 +107,7 @@ def _int_at_least(what: str, low: int) -> Callable[[Any], int]:
         except (TypeError, ValueError):
             number = None
         if number is None or (isinstance(value, float) and not value.is_integer()):
-            raise ConfigError(f"{what} must be an integer, got {value!r}")
+            raise ConfigError(f"{what} must be an integer, got {shown(value)}")
         if number < low:
             raise ConfigError(f"{what} >= {low} must hold, got {what}={number}")
         return number
@@ -110,7 +129,7 @@ def _text(what: str, required: bool = False) -> Callable[[Any], str | None]:
         if value is None and not required:
             return None
         if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{what} must be a non-empty string, got {value!r}")
+            raise ConfigError(f"{what} must be a non-empty string, got {shown(value)}")
         return value
 
     return parse
@@ -124,7 +143,7 @@ def _bool(what: str) -> Callable[[Any], bool]:
             return bool(value)
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
             return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"{what} must be true or false, got {value!r}")
+        raise ConfigError(f"{what} must be true or false, got {shown(value)}")
 
     return parse
 
@@ -135,14 +154,14 @@ def _sites(value: Any) -> list[str] | None:
     if isinstance(value, str):
         value = [s.strip() for s in value.split(",") if s.strip()]
     if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
-        raise ConfigError(f"site must be a comma-separated list of site names, got {value!r}")
+        raise ConfigError(f"site must be a comma-separated list of site names, got {shown(value)}")
     return value
 
 
 def _script(value: Any) -> str:
     value = _text("script", required=True)(value)
     if Path(value).is_absolute() or ".." in Path(value).parts:
-        raise ConfigError(f"script must be a file name relative to the scripts path, got {value!r}")
+        raise ConfigError(f"script must be a file name relative to the scripts path, got {shown(value)}")
     return value
 
 
@@ -150,7 +169,7 @@ def _stop(value: Any) -> dict[str, Any]:
     value = _json_object("stop")(value)
     for key, limit in value.items():
         if not isinstance(limit, (int, float)) or isinstance(limit, bool) or not math.isfinite(limit):
-            raise ConfigError(f"stop: the limit of {key!r} must be a number, got {limit!r}")
+            raise ConfigError(f"stop: the limit of {shown(key)} must be a number, got {shown(limit)}")
     return value
 
 
@@ -233,7 +252,7 @@ def validate(kind: str, data: Any) -> dict[str, Any]:
 
 def _kind(kind: str) -> str:
     if kind not in KINDS:
-        raise ConfigError(f"unknown config kind {kind!r}; valid: {', '.join(KINDS)}")
+        raise ConfigError(f"unknown config kind {shown(kind)}; valid: {', '.join(KINDS)}")
     return kind
 
 
@@ -244,18 +263,21 @@ def path_of(kind: str, name: str) -> Path:
 def load(kind: str, name: str) -> dict[str, Any]:
     path = path_of(kind, name)
     if not path.exists():
-        raise NotFoundError(f"no {kind} config named {name!r} (see `hpogrid {_cli(kind)} list`)")
+        raise NotFoundError(f"no {kind} config named {shown(name)} (see `hpogrid {_cli(kind)} list`)")
     return read_json(path)
 
 
 def create(kind: str, name: str, values: Mapping[str, Any] | Any, *, replace: bool = False) -> dict[str, Any]:
     """Store a new config; with ``replace`` (recreate) an existing one is overwritten."""
     path = path_of(kind, name)
-    if path.exists() and not replace:
-        raise AlreadyExistsError(f"{kind} config {name!r} exists; use `hpogrid {_cli(kind)} recreate` or `update`")
     if kind != "search_space":
         values = {k: v for k, v in dict(values).items() if v is not None}
     config = validate(kind, values)
+    if path.exists() and not replace:
+        if read_json(path) == config:  # the same create again (pasted twice, as 1.x README's examples do)
+            return config
+        raise AlreadyExistsError(f"{kind} config {shown(name)} exists with other values; "
+                                 f"use `hpogrid {_cli(kind)} recreate` or `update`")
     atomic_write_json(path, config)
     return config
 
@@ -276,7 +298,7 @@ def update(kind: str, name: str, values: Mapping[str, Any] | Any) -> dict[str, A
 def remove(kind: str, name: str) -> None:
     path = path_of(kind, name)
     if not path.exists():
-        raise NotFoundError(f"no {kind} config named {name!r}")
+        raise NotFoundError(f"no {kind} config named {shown(name)}")
     path.unlink()
 
 
@@ -292,16 +314,10 @@ def resolve(kind: str, ref: str | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(ref, Mapping):
         return validate(kind, ref)
     if not isinstance(ref, str) or not ref:
-        raise ConfigError(f"{kind} config: expected a stored name or a path to a JSON file, got {ref!r}")
+        raise ConfigError(f"{kind} config: expected a stored name or a path to a JSON file, got {shown(ref)}")
     candidate = Path(ref).expanduser()
     if ref.endswith(".json") or "/" in ref or candidate.is_file():
-        if not candidate.is_file():
-            raise NotFoundError(f"{kind} config file {ref!r} does not exist")
-        try:
-            data = read_json(candidate)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{kind} config file {ref!r} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        return validate(kind, data)
+        return validate(kind, read_json_file(candidate, f"{kind} config"))
     return validate(kind, load(kind, ref))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import UsageError
 
-__all__ = ["home", "configs_dir", "projects_dir", "project_dir", "registry_path", "validate_name",
+__all__ = ["home", "base_path", "base_path_hint", "BASE_PATH_ENV", "configs_dir", "projects_dir", "project_dir", "registry_path", "validate_name",
            "atomic_write_text", "atomic_write_json", "read_json", "CONFIG_KINDS"]
 
 CONFIG_KINDS = ("hpo", "grid", "model", "search_space")
@@ -25,6 +25,39 @@ def home() -> Path:
     """``$HPOGRID_HOME``, default ``~/.hpogrid``."""
     value = os.environ.get("HPOGRID_HOME")
     return Path(value).expanduser() if value else Path.home() / ".hpogrid"
+
+
+# ---- hpogrid 1.x compatibility: HPOGRID_BASE_PATH ----------------------------------------------
+# hpogrid 1.x's setupenv.sh exported HPOGRID_BASE_PATH (its source tree); its README's examples name
+# ${HPOGRID_BASE_PATH}/example/scripts/<script>. hpogrid 2 ships that layout in examples/1.x/.
+BASE_PATH_ENV = "HPOGRID_BASE_PATH"
+_SOURCE_BASE = Path(__file__).resolve().parent.parent / "examples" / "1.x"
+_BASE_EXAMPLE = re.compile(r"^(?P<base>.*?)/?example/scripts/(?P<script>[^/]+)$")
+
+
+def base_path() -> Path | None:
+    """``$HPOGRID_BASE_PATH`` if set, else the 1.x example layout of a source checkout (or None)."""
+    value = os.environ.get(BASE_PATH_ENV)
+    if value:
+        return Path(value).expanduser()
+    return _SOURCE_BASE if (_SOURCE_BASE / "example" / "scripts").is_dir() else None
+
+
+def base_path_hint(path: str) -> str | None:
+    """What to say when a missing path is one of 1.x's ``${HPOGRID_BASE_PATH}/example/scripts/...``
+    paths (None for any other path): how to set HPOGRID_BASE_PATH, or the path in hpogrid 2's layout."""
+    match = _BASE_EXAMPLE.match(path)
+    if match is None or Path(path).exists():
+        return None
+    base = base_path()
+    if os.environ.get(BASE_PATH_ENV) and match.group("base") == os.environ[BASE_PATH_ENV].rstrip("/"):
+        return (f"{path!r} does not exist: HPOGRID_BASE_PATH={os.environ[BASE_PATH_ENV]} has no example/scripts/ "
+                "folder (hpogrid ships the 1.x layout in its source tree: `source examples/1.x/setupenv.sh`)")
+    if match.group("base") == "":  # ${HPOGRID_BASE_PATH} expanded to nothing
+        fix = f"`export {BASE_PATH_ENV}={base}`" if base else f"set {BASE_PATH_ENV}"
+        return (f"{path!r} does not exist: HPOGRID_BASE_PATH is not set (the setupenv.sh of hpogrid 1.x set it); "
+                f"run {fix} and paste again, or give the path of the script itself")
+    return None
 
 
 def configs_dir(kind: str) -> Path:

@@ -591,6 +591,7 @@ class _Recorder:
         self.started: dict[str, float] = {}
         self.results: dict[str, list[dict[str, Any]]] = {}
         self.records: dict[str, list[dict[str, Any]]] = {}
+        self.cut: dict[str, bool] = {}  # trial id -> stopped early by the scheduler
         self.done = 0
         self.best: float | None = None
         self.host = os.uname().nodename
@@ -620,6 +621,7 @@ class _Recorder:
         if trial.trial_id not in self.ids:
             self.on_trial_start(iteration, trials, trial)
         self.results[trial.trial_id].append({k: v for k, v in result.items() if k != "config"})
+        self.cut[trial.trial_id] = _cut_short(trial, result)
         self.records[trial.trial_id].append(result_record(result, time.time()))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -629,7 +631,12 @@ class _Recorder:
         pid = self._pid(trial)
         status, loss, message = evaluate_results(self.results[trial.trial_id], self.metric, self.mode)
         records = self.records[trial.trial_id][-500:]
-        if status == Status.OK:
+        if status == Status.OK and self.cut.get(trial.trial_id):
+            metric = loss if self.mode == "min" else -loss
+            self.store.stop_point(pid, loss=loss, metric=metric, reports=records, host=self.host,
+                                  message=f"by the scheduler at iteration {len(records)}")
+            self._progress(trial, f"stopped early, {self.metric}={_fmt(metric)}")
+        elif status == Status.OK:
             metric = loss if self.mode == "min" else -loss
             self.store.finish_point(pid, loss=loss, metric=metric, reports=records, host=self.host)
             self.best = loss if self.best is None else min(self.best, loss)
@@ -667,6 +674,16 @@ class _Recorder:
             if point["state"] == "running":
                 self.store.fail_point(pid, message, reports=self.records.get(tid, [])[-500:], host=self.host)
 
+
+
+def _cut_short(trial: Any, result: dict) -> bool:
+    """Whether the scheduler stopped the trial at ``result``: Ray Tune marks a result ``done`` when
+    it decides to stop the trial, which is the scheduler's doing unless the trial's stop criteria
+    are met (a trial that returns by itself ends after a result that is not ``done``)."""
+    if not result.get("done"):
+        return False
+    criteria = getattr(trial, "stopping_criterion", None) or {}
+    return not any(isinstance(result.get(k), (int, float)) and result[k] >= v for k, v in criteria.items())
 
 
 def _trial_error(trial: Any) -> str:
@@ -707,7 +724,9 @@ def summary_lines(result: LocalRunResult, names: list[str], limit: int = 20) -> 
                      _fmt(p["metric"]) if p["metric"] is not None else "-", str(len(p.get("reports") or [])),
                      p["state"] if p["state"] == "finished" else f"{p['state']}: {(p.get('message') or '')[:40]}"])
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
-    lines = [f"\n{len(finished)} finished, {len(failed)} failed in {result.seconds:.1f} s "
+    stopped = sum(p["state"] == "stopped" for p in failed)  # cut short by the scheduler: not failures
+    lines = [f"\n{len(finished)} finished, " + (f"{stopped} stopped early, " if stopped else "")
+             + f"{len(failed) - stopped} failed in {result.seconds:.1f} s "
              f"(campaign {result.campaign_id}; `hpogrid report` shows it again)"]
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]

@@ -58,9 +58,9 @@ def list_names(pattern: str = "*") -> list[str]:
     )
 
 
-def _check_script(model: dict[str, Any], scripts: Path) -> None:
-    if not (scripts / model["script"]).is_file():
-        raise ConfigError(f"the model script {model['script']!r} is not in the scripts path ({scripts})")
+def _check_script(model: dict[str, Any], scripts: Path, shown_as: str) -> None:
+    if not (scripts / model["script"]).is_file():  # name the user's path, never the staging folder
+        raise ConfigError(f"the model script {model['script']!r} is not in the scripts path ({shown_as})")
 
 
 def _copy_scripts(source: Path, target: Path) -> None:
@@ -82,7 +82,8 @@ def _build(name: str, parts: dict[str, Any], scripts_source: Path | None, old: P
         else:
             assert old is not None
             shutil.copytree(old / "scripts", staging / "scripts")
-        _check_script(parts["model_config"], staging / "scripts")
+        _check_script(parts["model_config"], staging / "scripts",
+                      str(scripts_source) if scripts_source is not None else f"project {name!r}'s scripts")
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         created = read_json(old / "project.json").get("created", now) if old else now
         project = {"project_name": name, **parts, "scripts": "scripts", "created": created, "updated": now,

@@ -4,8 +4,9 @@ Every backend (embedded, Ray, grid, local_run) writes campaigns, rounds and poin
 shape, so ``tasks`` and ``report`` read them alike. Each transition is committed before the caller
 acts on it: a driver killed at any moment leaves a store that says what had happened.
 
-Point states (DESIGN.md): ``proposed -> running -> finished | failed``. Finished and failed are
-final; a running point whose job was lost goes back to ``proposed`` with its attempt counted.
+Point states (DESIGN.md): ``proposed -> running -> finished | failed``, and ``stopped`` for a
+``local_run`` trial cut short by Ray Tune's scheduler (its loss is the last iteration it ran).
+Finished, stopped and failed are final; a running point whose job was lost goes back to ``proposed`` with its attempt counted.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ __all__ = [
     "FAILURE_LOSS",
 ]
 
-POINT_STATES = ("proposed", "running", "finished", "failed")
-FINAL_STATES = ("finished", "failed")
+POINT_STATES = ("proposed", "running", "finished", "failed", "stopped")
+FINAL_STATES = ("finished", "failed", "stopped")
 CAMPAIGN_STATES = ("created", "running", "finished", "failed", "killed", "interrupted")
 
 _SCHEMA = """
@@ -232,6 +233,12 @@ class Store:
         """A final result with a loss."""
         self._final(point_id, "finished", loss, metric, reports, message, host, started, ended)
 
+    def stop_point(self, point_id: int, *, loss: float | None, metric: float | None = None,
+                   reports: Sequence[Mapping[str, Any]] | None = None, message: str = "",
+                   host: str | None = None) -> None:
+        """A result cut short by a scheduler (``local_run``): the loss of the last iteration it ran."""
+        self._final(point_id, "stopped", loss, metric, reports, message, host, None, None)
+
     def fail_point(self, point_id: int, message: str, *, loss: float | None = None, metric: float | None = None,
                    reports: Sequence[Mapping[str, Any]] | None = None, host: str | None = None,
                    started: float | None = None, ended: float | None = None) -> None:
@@ -279,7 +286,8 @@ class Store:
         return _point(row)
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(POINT_STATES, 0)
+        """Points per state: every state but ``stopped`` always, ``stopped`` when there are some."""
+        out = dict.fromkeys((s for s in POINT_STATES if s != "stopped"), 0)
         for row in self._conn.execute("SELECT state, COUNT(*) AS n FROM points GROUP BY state"):
             out[row["state"]] = int(row["n"])
         return out
@@ -304,7 +312,7 @@ FAILURE_LOSS = 1e5  # what PanDA reports to iDDS for a point whose job failed on
 
 def idds_loss(point: Mapping[str, Any]) -> float | None:
     """The loss iDDS holds for a point: its loss once final (1e5 for a failure without one), else null."""
-    if point["state"] == "finished":
+    if point["state"] in ("finished", "stopped"):
         return point["loss"]
     if point["state"] == "failed":
         return point["loss"] if point["loss"] is not None else FAILURE_LOSS

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any, Iterator, Mapping, Sequence
 
-from .errors import SpaceError
+from .errors import SpaceError, shown
 
 __all__ = ["METHODS", "Dimension", "SearchSpace", "point_key"]
 
@@ -95,30 +95,30 @@ class Dimension:
     @classmethod
     def parse(cls, name: Any, spec: Any) -> "Dimension":
         if not isinstance(name, str) or not name.strip():
-            raise SpaceError(f"a hyperparameter name must be a non-empty string, got {name!r}")
+            raise SpaceError(f"a hyperparameter name must be a non-empty string, got {shown(name)}")
         if not isinstance(spec, Mapping):
-            raise SpaceError(f"hyperparameter '{name}': expected an object with 'method' and 'dimension', got {spec!r}")
+            raise SpaceError(f"hyperparameter {shown(name)}: expected an object with 'method' and 'dimension', got {shown(spec)}")
         if "type" in spec and "method" not in spec:
             spec = _from_idds_form(name, spec)
         extra = set(spec) - {"method", "dimension"}
         if extra:
-            raise SpaceError(f"hyperparameter '{name}': unknown key(s) {sorted(extra)}; expected 'method' and 'dimension'")
+            raise SpaceError(f"hyperparameter {shown(name)}: unknown key(s) {sorted(extra)}; expected 'method' and 'dimension'")
         method = spec.get("method")
         if method not in METHODS:
-            raise SpaceError(f"hyperparameter '{name}': unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+            raise SpaceError(f"hyperparameter {shown(name)}: unknown method {shown(method)}; valid methods: {', '.join(METHODS)}")
         dims = spec.get("dimension")
         if not isinstance(dims, Mapping):
-            raise SpaceError(f"hyperparameter '{name}': 'dimension' must be an object, got {dims!r}")
+            raise SpaceError(f"hyperparameter {shown(name)}: 'dimension' must be an object, got {shown(dims)}")
         required, optional = METHODS[method]
         unknown = set(dims) - set(required) - set(optional)
         if unknown:
             raise SpaceError(
-                f"hyperparameter '{name}': unknown dimension(s) {sorted(unknown)} for method '{method}'; "
+                f"hyperparameter {shown(name)}: unknown dimension(s) {sorted(unknown)} for method '{method}'; "
                 f"valid: {', '.join(required + tuple(optional))}"
             )
         missing = [d for d in required if d not in dims]
         if missing:
-            raise SpaceError(f"hyperparameter '{name}': method '{method}' needs dimension(s) {', '.join(missing)}")
+            raise SpaceError(f"hyperparameter {shown(name)}: method '{method}' needs dimension(s) {', '.join(missing)}")
         args = {**optional, **dict(dims)}
         dim = cls(name, method, args)
         dim._validate()
@@ -128,33 +128,33 @@ class Dimension:
         a, name, m = self.args, self.name, self.method
         for key in ("low", "high", "q", "mu", "sigma", "base"):
             if key in a and not _is_number(a[key]):
-                raise SpaceError(f"hyperparameter '{name}': '{key}' must be a finite number, got {a[key]!r}")
+                raise SpaceError(f"hyperparameter {shown(name)}: '{key}' must be a finite number, got {shown(a[key])}")
         if m == "categorical":
             cats = a["categories"]
             if not isinstance(cats, list) or not cats:
-                raise SpaceError(f"hyperparameter '{name}': 'categories' must be a non-empty list, got {cats!r}")
+                raise SpaceError(f"hyperparameter {shown(name)}: 'categories' must be a non-empty list, got {shown(cats)}")
             keys = [json.dumps(c, sort_keys=True) for c in cats]
             if len(set(keys)) != len(keys):
-                raise SpaceError(f"hyperparameter '{name}': categories must be distinct, got {cats!r}")
+                raise SpaceError(f"hyperparameter {shown(name)}: categories must be distinct, got {shown(cats)}")
             if a["grid_search"] not in (0, 1, True, False):
-                raise SpaceError(f"hyperparameter '{name}': 'grid_search' must be 0 or 1, got {a['grid_search']!r}")
+                raise SpaceError(f"hyperparameter {shown(name)}: 'grid_search' must be 0 or 1, got {shown(a['grid_search'])}")
         if "low" in a and not a["low"] < a["high"]:
-            raise SpaceError(f"hyperparameter '{name}': low < high must hold, got low={a['low']}, high={a['high']}")
+            raise SpaceError(f"hyperparameter {shown(name)}: low < high must hold, got low={a['low']}, high={a['high']}")
         if "q" in a and not a["q"] > 0:
-            raise SpaceError(f"hyperparameter '{name}': q > 0 must hold, got q={a['q']}")
+            raise SpaceError(f"hyperparameter {shown(name)}: q > 0 must hold, got q={a['q']}")
         if "sigma" in a and not a["sigma"] > 0:
-            raise SpaceError(f"hyperparameter '{name}': sigma > 0 must hold, got sigma={a['sigma']}")
+            raise SpaceError(f"hyperparameter {shown(name)}: sigma > 0 must hold, got sigma={a['sigma']}")
         if "base" in a and not (a["base"] > 0 and a["base"] != 1):
-            raise SpaceError(f"hyperparameter '{name}': base > 0 and base != 1 must hold, got base={a['base']}")
+            raise SpaceError(f"hyperparameter {shown(name)}: base > 0 and base != 1 must hold, got base={a['base']}")
         if m in ("loguniform", "qloguniform") and not a["low"] > 0:
-            raise SpaceError(f"hyperparameter '{name}': {m} needs low > 0, got low={a['low']}")
+            raise SpaceError(f"hyperparameter {shown(name)}: {m} needs low > 0, got low={a['low']}")
         if m == "uniformint":
             for key in ("low", "high"):
                 if not float(a[key]).is_integer():
-                    raise SpaceError(f"hyperparameter '{name}': uniformint '{key}' must be an integer, got {a[key]}")
+                    raise SpaceError(f"hyperparameter {shown(name)}: uniformint '{key}' must be an integer, got {a[key]}")
         if m in ("quniform", "qloguniform") and self._q_range()[0] > self._q_range()[1]:
             raise SpaceError(
-                f"hyperparameter '{name}': no multiple of q={a['q']} lies in [low, high] = [{a['low']}, {a['high']}]"
+                f"hyperparameter {shown(name)}: no multiple of q={a['q']} lies in [low, high] = [{a['low']}, {a['high']}]"
             )
 
     # ---- properties ---------------------------------------------------------------------
@@ -173,7 +173,7 @@ class Dimension:
             return [self.args["value"]]
         if self.method == "categorical":
             return list(self.args["categories"])
-        raise SpaceError(f"hyperparameter '{self.name}' ({self.method}) has no categories")
+        raise SpaceError(f"hyperparameter {shown(self.name)} ({self.method}) has no categories")
 
     @property
     def is_int(self) -> bool:
@@ -206,7 +206,7 @@ class Dimension:
             return self._q_range()
         if self.bounded:
             return self.args["low"], self.args["high"]
-        raise SpaceError(f"hyperparameter '{self.name}' ({self.method}) is unbounded")
+        raise SpaceError(f"hyperparameter {shown(self.name)} ({self.method}) is unbounded")
 
     def _q_range(self) -> tuple[Number, Number]:
         a = self.args
@@ -294,7 +294,7 @@ class Dimension:
             hits = [i for i, c in enumerate(cats) if _is_number(c) and c == _clean(value)]
             if len(hits) == 1:
                 return hits[0]
-        raise SpaceError(f"hyperparameter '{self.name}': {value!r} is not one of {cats!r}")
+        raise SpaceError(f"hyperparameter {shown(self.name)}: {shown(value)} is not one of {shown(cats)}")
 
     def canonical(self, value: Any) -> Any:
         """Coerce a library's raw output to a valid value of this dimension.
@@ -306,7 +306,7 @@ class Dimension:
         if self.is_categorical:
             return self.categories[self._index(value)]
         if not _is_number(value):
-            raise SpaceError(f"hyperparameter '{self.name}': expected a number, got {value!r}")
+            raise SpaceError(f"hyperparameter {shown(self.name)}: expected a number, got {shown(value)}")
         a = self.args
         if "q" in a:
             return self._quantise(value)
@@ -366,9 +366,9 @@ def _from_idds_form(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "Scalar":
         bounds = spec.get("bounds")
         if not (isinstance(bounds, list) and len(bounds) == 2):
-            raise SpaceError(f"hyperparameter '{name}': Scalar needs 'bounds': [low, high], got {bounds!r}")
+            raise SpaceError(f"hyperparameter {shown(name)}: Scalar needs 'bounds': [low, high], got {shown(bounds)}")
         return {"method": "uniform", "dimension": {"low": bounds[0], "high": bounds[1]}}
-    raise SpaceError(f"hyperparameter '{name}': unknown type {kind!r}; expected 'Choice' or 'Scalar'")
+    raise SpaceError(f"hyperparameter {shown(name)}: unknown type {shown(kind)}; expected 'Choice' or 'Scalar'")
 
 
 class SearchSpace:
@@ -414,10 +414,10 @@ class SearchSpace:
     def canonical(self, point: Mapping[str, Any]) -> dict[str, Any]:
         """A valid point from raw library output: every name present, values coerced."""
         if not isinstance(point, Mapping):
-            raise SpaceError(f"a point must be an object of hyperparameter values, got {point!r}")
+            raise SpaceError(f"a point must be an object of hyperparameter values, got {shown(point)}")
         missing = [n for n in self.names if n not in point]
         if missing:
-            raise SpaceError(f"point {dict(point)!r} lacks hyperparameter(s) {', '.join(missing)}")
+            raise SpaceError(f"point {shown(dict(point))} lacks hyperparameter(s) {', '.join(missing)}")
         return {d.name: d.canonical(point[d.name]) for d in self.dims}
 
     def contains(self, point: Mapping[str, Any]) -> bool:

@@ -7,16 +7,18 @@ tracebacks.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from typing import Sequence
 
 import click
 
 from hpogrid.evaluator.errors import EvaluatorError
-from hpogrid.steering.errors import SteeringError
+from hpogrid.steering.errors import SHOWN_CHARS, SteeringError, shorten
 
 from ..errors import HpogridError
-from ..home import home
+from ..home import base_path, home
+from .examples import add_examples
 
 __all__ = ["cli", "main"]
 
@@ -33,6 +35,9 @@ def _where(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     click.echo(f"projects      {root / 'projects'}/<project>/{{project.json,scripts/}}")
     click.echo(f"campaigns     {root / 'projects'}/<project>/campaigns/<id>/{{store.db,jobs/}}")
     click.echo(f"registry      {root / 'campaigns.db'}")
+    base = base_path()
+    if base is not None:  # hpogrid 1.x's variable: its README's examples name ${HPOGRID_BASE_PATH}/example/...
+        click.echo(f"HPOGRID_BASE_PATH  {base}  (hpogrid 1.x examples: export HPOGRID_BASE_PATH={base})")
     ctx.exit(0)
 
 
@@ -57,6 +62,7 @@ def _register() -> None:
 
 
 _register()
+add_examples(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,8 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+# A quoted value in an error message (as click echoes a bad option value back).
+_QUOTED = re.compile(r"'[^'\s]{%d,}'" % SHOWN_CHARS)
+
+
 def _one_line(message: str) -> str:
-    return " ".join(message.split())
+    """An error as one line; a long quoted value in it (click's echo of a bad value) is shortened as
+    :func:`~hpogrid.steering.errors.shown` shortens ours, and the line itself is capped."""
+    line = _QUOTED.sub(lambda m: shorten(m.group(0)), " ".join(message.split()))
+    return shorten(line, 16 * SHOWN_CHARS)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -193,7 +193,7 @@ def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None =
         if state in ("running", "created") and c["backend"] in ("embedded", "ray", "idds") and not driver_alive(c.get("pid")):
             state, message = "interrupted", f"the driver (pid {c.get('pid')}) is gone; continue with `hpogrid tasks retry {cid}`"
         total = c.get("max_points") or 0
-        done = counts["finished"] + counts["failed"]
+        done = counts["finished"] + counts["failed"] + counts.get("stopped", 0)  # stopped: cut short by a scheduler
         metric = None if best is None else (best["metric"] if best["metric"] is not None else best["loss"])
         if status and state not in status:
             continue
@@ -351,9 +351,12 @@ def kill(campaign_id: str) -> None:
 @tasks.command("retry")
 @click.argument("campaign_id")
 @click.option("--detach", is_flag=True, help="continue in the background")
-@click.option("--max_attempts", "--max-attempts", type=click.IntRange(min=1), default=None)
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None)
-@click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]), default="auto")
+@click.option("--max_attempts", "--max-attempts", type=click.IntRange(min=1), default=None,
+              help="attempts per point before it is recorded failed (PanDA: 5)")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="time limit of one evaluation job, seconds")
+@click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]), default="auto",
+              show_default=True, help="how to show progress while attached")
 def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: float | None, progress: str) -> None:
     """Continue campaign CAMPAIGN_ID to its budget (re-running only what had not finished)."""
     if _grid_task_command("retry", campaign_id):  # --- grid hook: a grid task id, not a local campaign ---

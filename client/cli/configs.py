@@ -9,7 +9,10 @@ from typing import Any, Callable
 
 import click
 
+from hpogrid.steering.space import METHODS
+
 from .. import configs, projects
+from ..home import base_path_hint
 
 __all__ = ["commands"]
 
@@ -44,8 +47,8 @@ def _options(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 names.append(field.short)
             default = "" if field.default is None else f" [default: {json.dumps(field.default)}]"
             if field.flag:
-                flag = f"--{field.name}/--no-{field.name}"
-                fn = click.option(flag, field.name, default=None, help=field.help + default)(fn)
+                flags = [f"--{field.name}/--no-{field.name}", *([field.short] if field.short else [])]
+                fn = click.option(*flags, field.name, default=None, help=field.help + default)(fn)
             elif field.choices:
                 fn = click.option(*names, field.name, type=click.Choice(field.choices), default=None,
                                   help=field.help + default)(fn)
@@ -106,12 +109,34 @@ def _common(group: click.Group, kind: str) -> None:
 
 
 def _space_argument(value: str | None) -> Any:
-    """The search space as JSON text, or a path to a JSON file."""
+    """The search space: JSON text (it starts with ``{``) or the path of a JSON file."""
     if value is None:
         raise click.UsageError("a search space is needed, as JSON text or a path to a JSON file")
-    if not value.lstrip().startswith("{") and Path(value).is_file():
-        return Path(value).read_text(encoding="utf-8")
-    return value
+    if value.lstrip().startswith("{"):
+        return configs.parse_json(value, "the search space")
+    return configs.read_json_file(value, "search space")
+
+
+def _methods() -> str:
+    out = []
+    for method, (required, optional) in METHODS.items():
+        dims = [*required, *(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in optional.items())]
+        out.append(f"  {method:<12} {', '.join(dims)}")
+    return "\n".join(out)
+
+
+_SPACE_HELP = """{action} the search space NAME from SEARCH_SPACE: JSON text, or the path of a JSON file.
+
+\b
+The JSON form (one entry per hyperparameter):
+  '{{"<name>": {{"method": "<method>", "dimension": {{"<dimension>": <value>, ...}}}}, ...}}'
+e.g.
+  '{{"lr": {{"method": "loguniform", "dimension": {{"low": 1e-5, "high": 1e-2}}}},
+    "batch": {{"method": "categorical", "dimension": {{"categories": [32, 64, 128]}}}}}}'
+
+\b
+Methods and their dimensions (optional ones with their default):
+""" + _methods().replace("{", "{{").replace("}", "}}")
 
 
 def _search_space_group() -> click.Group:
@@ -122,10 +147,11 @@ def _search_space_group() -> click.Group:
     for action in ("create", "recreate", "update"):
 
         def make(action: str) -> click.Command:
-            @click.command(name=action, help=f"{action.capitalize()} the search space NAME from JSON (or a JSON file).")
+            @click.command(name=action, help=_SPACE_HELP.format(action=action.capitalize()))
             @click.argument("name")
             @click.argument("search_space", required=False)
-            @click.option("-s", "--search_space", "search_space_opt", default=None, help="the search space (JSON)")
+            @click.option("-s", "--search_space", "search_space_opt", default=None, metavar="JSON|FILE",
+                          help="the search space (the same as SEARCH_SPACE)")
             def command(name: str, search_space: str | None, search_space_opt: str | None) -> None:
                 text = _space_argument(search_space if search_space is not None else search_space_opt)
                 if action == "update":
@@ -166,6 +192,9 @@ def _project_group() -> click.Group:
             @click.argument("name")
             @part_options
             def command(name: str, scripts_path: str | None, **refs: str | None) -> None:
+                hint = base_path_hint(scripts_path) if scripts_path else None
+                if hint is not None:  # a path pasted from hpogrid 1.x's README
+                    raise click.UsageError(hint)
                 if action == "update":
                     project = projects.update(name, scripts_path=scripts_path, **refs)
                 else:

@@ -43,6 +43,8 @@ def _flag(name: str, help_: str) -> Any:
 @click.option("-e", "--extra", multiple=True, callback=_split_extra, metavar="COLUMN[,COLUMN]",
               help=f"Extra columns in the terminal table: {', '.join(_report.EXTRA_COLUMNS)} "
                    f"(1.x names {', '.join(_report.EXTRA_ALIASES)} also work). Files always have every column.")
+@click.option("--rows", type=click.IntRange(min=0), default=_report.DEFAULT_ROWS, show_default=True,
+              help="Rows of the terminal table (best first); it says how many more there are. 0 shows all.")
 @click.option("-o", "--outname", default="hpo_result", show_default=True,
               help="Base name of the output files (without extension); may include a folder.")
 @_flag("to_json", "Write OUTNAME.json: one record per point.")
@@ -55,7 +57,7 @@ def _flag(name: str, help_: str) -> Any:
 @click.option("--mlflow-uri", "--mlflow_uri", "mlflow_uri", default=None, metavar="URI",
               help="MLflow tracking URI [default: ./mlruns, an SQLite store: sqlite:///mlruns/mlflow.db].")
 def report(project: str, campaign: str | None, limit: int | None, days: float | None, taskname: str | None,
-           id_range: str | None, extra: list[str], outname: str, to_json: bool, to_csv: bool, to_html: bool,
+           id_range: str | None, extra: list[str], rows: int, outname: str, to_json: bool, to_csv: bool, to_html: bool,
            to_pcp: bool, to_mlflow: bool, refresh: bool, mlflow_uri: str | None) -> None:
     """Show the results of PROJECT: a table sorted by the metric (best first), the failed points
     with their reasons, a summary, and hyperparameter importances (8 or more finished points).
@@ -76,7 +78,7 @@ def report(project: str, campaign: str | None, limit: int | None, days: float | 
     imp, note = _report.importance(results, min_points=_report.MIN_POINTS_FOR_IMPORTANCE)
     if imp is None and results.rated.empty:
         note = None  # nothing finished: the summary says so already
-    _report.render(results, extra=extra, importance=imp, importance_note=note)
+    _report.render(results, extra=extra, importance=imp, importance_note=note, rows=rows)
 
     base = Path(outname)
     if base.suffix.lower() in (".json", ".csv", ".html"):

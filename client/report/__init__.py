@@ -18,11 +18,11 @@ from typing import Any
 
 from ._deps import MissingDependencyError
 from ._load import FIXED_COLUMNS, NoResultsError, Results, load, load_stores, parse_range, select_campaigns
-from ._table import EXTRA_ALIASES, EXTRA_COLUMNS, render, summary
+from ._table import DEFAULT_ROWS, EXTRA_ALIASES, EXTRA_COLUMNS, render, summary
 
 __all__ = [
     "Results", "NoResultsError", "MissingDependencyError", "FIXED_COLUMNS", "EXTRA_COLUMNS", "EXTRA_ALIASES",
-    "MIN_POINTS_FOR_IMPORTANCE", "load", "load_stores", "select_campaigns", "parse_range", "render", "summary",
+    "MIN_POINTS_FOR_IMPORTANCE", "DEFAULT_ROWS", "load", "load_stores", "select_campaigns", "parse_range", "render", "summary",
     "records", "write_csv", "write_json", "write_html", "write_pcp", "figures", "importance",
     "export_mlflow", "default_mlflow_uri",
 ]

@@ -12,14 +12,15 @@ from typing import Any
 
 from ._deps import require
 from ._files import atomic_write_text
-from ._load import NoResultsError, Results, point_params
+from ._load import NoResultsError, Results, iter_reports, point_params
 from ._table import fmt_seconds, fmt_value, summary
 
-__all__ = ["figures", "parallel_coordinates", "best_so_far", "metric_vs_params", "importance_bars",
+__all__ = ["figures", "parallel_coordinates", "best_so_far", "metric_vs_params", "learning_curves", "importance_bars",
            "write_html", "write_pcp", "html_report"]
 
 _LOG_METHODS = ("loguniform", "qloguniform", "lognormal", "qlognormal")
 _TEMPLATE = "plotly_white"
+MAX_CURVES = 100  # learning curves drawn at most (finished best first, then points stopped early)
 
 
 def _log_params(results: Results) -> set[str]:
@@ -140,6 +141,60 @@ def metric_vs_params(results: Results) -> Any:
     return fig
 
 
+def curves(results: Results, row: Any) -> tuple[list[int], list[float]]:
+    """A point's metric per iteration, from the results it reported (empty when it never reported it)."""
+    steps, values = [], []
+    for step, _ts, metrics in iter_reports(row["reports"]):
+        if results.metric_name in metrics:
+            steps.append(step)
+            values.append(metrics[results.metric_name])
+    return steps, values
+
+
+def learning_curves(results: Results) -> Any | None:
+    """The metric per iteration of each point: finished points as solid lines coloured by their
+    final metric, points stopped early by the scheduler as grey dashed lines. ``None`` when no point
+    reported the metric more than once (nothing to draw as a curve)."""
+    go = require("plotly.graph_objects")
+    frame = results.frame
+    chosen = frame[(frame["status"] == "finished") | (frame["status"] == "stopped")]
+    chosen = chosen.iloc[:MAX_CURVES]
+    drawn = [(row, *curves(results, row)) for _, row in chosen.iterrows()]
+    drawn = [(row, xs, ys) for row, xs, ys in drawn if xs]
+    if not any(len(xs) > 1 for _row, xs, _ys in drawn):
+        return None
+    finals = [ys[-1] for row, xs, ys in drawn if row["status"] == "finished"]
+    lo, hi = (min(finals), max(finals)) if finals else (0.0, 1.0)
+    colours = require("plotly.colors")
+    scale = colours.get_colorscale("Viridis")
+    fig = go.Figure()
+    legend_stopped = True
+    for row, xs, ys in drawn:
+        label = "point " + results.point_label(row)
+        hover = label + "<br>" + "<br>".join(f"{k}={fmt_value(v)}" for k, v in point_params(results, row).items())
+        if row["status"] == "stopped":
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name="stopped early", legendgroup="stopped",
+                                     showlegend=legend_stopped, text=[hover] * len(xs), opacity=0.6,
+                                     hovertemplate="%{text}<br>(stopped early)<br>iteration %{x}: %{y}<extra></extra>",
+                                     line={"color": "#999999", "dash": "dash", "width": 1}, marker={"size": 4}))
+            legend_stopped = False
+            continue
+        t = 0.5 if hi == lo else (ys[-1] - lo) / (hi - lo)
+        if results.mode == "min":
+            t = 1 - t  # bright (yellow) = better, as in the other plots
+        colour = colours.sample_colorscale(scale, [t])[0]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label, showlegend=False,
+                                 text=[hover] * len(xs), line={"color": colour, "width": 2}, marker={"size": 5},
+                                 hovertemplate="%{text}<br>iteration %{x}: %{y}<extra></extra>"))
+    n_all = int(((frame["status"] == "finished") | (frame["status"] == "stopped")).sum())
+    shown = f" (the first {len(chosen)} of {n_all}, best first)" if n_all > len(chosen) else ""
+    fig.update_layout(template=_TEMPLATE, height=420, xaxis_title="iteration",
+                      yaxis_title=f"{results.metric_name} ({results.mode})",
+                      title={"text": f"{results.metric_name} per iteration{shown}"},
+                      legend={"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"})
+    return fig
+
+
 def importance_bars(importance: dict[str, float], note: str) -> Any:
     go = require("plotly.graph_objects")
     names = list(importance)[::-1]
@@ -152,9 +207,14 @@ def importance_bars(importance: dict[str, float], note: str) -> Any:
 
 
 def figures(results: Results, *, importance: Any = "auto", importance_note: str | None = None) -> dict[str, Any]:
-    """``{"parallel_coordinates", "best_so_far", "metric_vs_params"[, "importance"]}`` plotly figures."""
+    """``{"parallel_coordinates", "best_so_far", "metric_vs_params"[, "learning_curves"][, "importance"]}``
+    plotly figures. Only finished points are plotted against each other; points stopped early by
+    the scheduler appear in the learning curves alone, dashed."""
     out = {"parallel_coordinates": parallel_coordinates(results), "best_so_far": best_so_far(results),
            "metric_vs_params": metric_vs_params(results)}
+    curves_fig = learning_curves(results)
+    if curves_fig is not None:
+        out["learning_curves"] = curves_fig
     if isinstance(importance, str) and importance == "auto":
         from ._importance import importance as compute
 
@@ -200,7 +260,7 @@ table.results th[aria-sort=ascending]::after { content: " \\25B2"; }
 table.results th[aria-sort=descending]::after { content: " \\25BC"; }
 table.results td { white-space: nowrap; } table.results td.text { text-align: left; }
 table.results td.msg { white-space: normal; min-width: 18em; } tr.best td { background: #e8f6e8; font-weight: 600; }
-tr.failed td { color: #a33; } .tablewrap { max-height: 520px; overflow: auto; border: 1px solid #ddd; }
+tr.failed td { color: #a33; } tr.stopped td { color: #777; font-style: italic; } .tablewrap { max-height: 520px; overflow: auto; border: 1px solid #ddd; }
 .plot { margin-top: 8px; }
 """
 
@@ -223,7 +283,7 @@ def _table_html(results: Results) -> str:
     for _, row in frame.iterrows():
         rated = row["status"] == "finished" and not math.isnan(row["metric"])
         rank += rated
-        cls = "best" if rated and rank == 1 else ("failed" if row["status"] == "failed" else "")
+        cls = "best" if rated and rank == 1 else (row["status"] if row["status"] in ("failed", "stopped") else "")
         cells: list[tuple[str, str | None, bool | str]] = [(("★ 1" if rank == 1 else str(rank)) if rated else "",
                                                       str(rank) if rated else "", False),
                                                      (results.point_label(row), None, False)]
@@ -256,6 +316,7 @@ def html_report(results: Results, *, importance: Any = "auto", importance_note: 
     figs = figures(results, importance=importance, importance_note=importance_note)
     titles = {"parallel_coordinates": "Parallel coordinates", "best_so_far": "Best so far",
               "metric_vs_params": f"{results.metric_name} against each hyperparameter",
+              "learning_curves": "Learning curves",
               "importance": "Hyperparameter importance"}
     parts = []
     first = True
@@ -271,6 +332,12 @@ def html_report(results: Results, *, importance: Any = "auto", importance_note: 
         note = importance_note if importance_note else compute(results)[1]
         parts.append(f'<section id="importance"><h2>Hyperparameter importance</h2><p class="meta">'
                      f'{html.escape(note)}</p></section>')
+    n_stopped = len(results.stopped)
+    if n_stopped:  # said once, above the plots
+        where = "dashed in the learning curves" if "learning_curves" in figs else "listed in the table"
+        parts.insert(0, f'<p class="meta" id="stopped-note">{n_stopped} point{"s" * (n_stopped != 1)} stopped early '
+                        f'by the scheduler {"are" if n_stopped != 1 else "is"} not plotted with the finished ones '
+                        f'(fewer iterations); {"they are" if n_stopped != 1 else "it is"} {where}.</p>')
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     title = f"hpogrid report: {results.project}"
     campaigns = "; ".join(f"{c['id']} ({c['backend']}, {c['status']})" for c in results.campaigns)

@@ -67,12 +67,16 @@ def importance(results: Results, *, min_points: int = 8, max_points: int = 400, 
     if not distributions:
         return None, "no hyperparameter varies among the finished points"
 
-    trials = []
+    trials, losses = [], set()
     for _, row in rated.iterrows():
         loss = row["loss"] if not _missing(row["loss"]) else (
             row["metric"] if results.mode == "min" else -row["metric"])
+        losses.add(float(loss))
         params = {p: encode[p](row[results.param_columns[p]]) for p in distributions}
         trials.append(optuna.trial.create_trial(params=params, distributions=distributions, value=float(loss)))
+    if len(losses) < 2:  # fANOVA divides by the variance of the losses
+        return None, (f"skipped: all {len(rated)} finished points have the same {results.metric_name}, "
+                      "so no hyperparameter explains any of its variance")
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -82,6 +86,8 @@ def importance(results: Results, *, min_points: int = 8, max_points: int = 400, 
             study.add_trials(trials)
             evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=32, max_depth=8, seed=seed)
             found = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=True)
+    except RuntimeError as exc:  # fANOVA's own refusals (e.g. "zero total variance")
+        return None, f"skipped: fANOVA cannot be computed here ({' '.join(str(exc).split())[:120]})"
     finally:
         optuna.logging.set_verbosity(verbosity)
     out = {str(k): float(v) for k, v in sorted(found.items(), key=lambda kv: -kv[1])}

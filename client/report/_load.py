@@ -34,7 +34,9 @@ LEAD_COLUMNS = ("campaign", "point", "backend", "status")
 TAIL_COLUMNS = ("metric", "loss", "attempts", "site", "host", "started", "ended", "duration_s", "iterations",
                 "message")
 FIXED_COLUMNS = LEAD_COLUMNS + TAIL_COLUMNS
-STATUS_ORDER = {"finished": 0, "failed": 1, "running": 2, "proposed": 3}
+# ``stopped``: a local_run trial cut short by Ray Tune's scheduler; its metric is from fewer iterations
+# than a full run, so it is listed and counted apart from ``finished`` and never ranked or plotted with them.
+STATUS_ORDER = {"finished": 0, "stopped": 1, "failed": 2, "running": 3, "proposed": 4}
 
 
 class NoResultsError(HpogridError):
@@ -66,12 +68,27 @@ class Results:
     # ---- views ------------------------------------------------------------------------
     @property
     def columns(self) -> list[str]:
-        """The columns of the CSV/JSON files, in order."""
+        """The columns of the CSV/JSON files, in order (``metric`` as in ``frame``; see ``file_columns``)."""
         return [*LEAD_COLUMNS, *(self.param_columns[p] for p in self.params), *TAIL_COLUMNS]
+
+    @property
+    def metric_column(self) -> str:
+        """The metric's column in the CSV/JSON files: named after the metric (``accuracy``), or
+        ``metric:<name>`` when that name is taken by another column; ``loss`` when the metric is the
+        loss itself (the two columns would be equal, so the files have one)."""
+        if self.loss_is_metric:
+            return "loss"
+        taken = {*FIXED_COLUMNS, *self.param_columns.values()} - {"metric"}
+        return f"metric:{self.metric_name}" if self.metric_name in taken else self.metric_name
 
     @property
     def finished(self) -> "pd.DataFrame":
         return self.frame[self.frame["status"] == "finished"]
+
+    @property
+    def stopped(self) -> "pd.DataFrame":
+        """Points stopped early by a scheduler (``local_run``), best first."""
+        return self.frame[self.frame["status"] == "stopped"]
 
     @property
     def failed(self) -> "pd.DataFrame":
@@ -139,7 +156,9 @@ class Results:
         for p in self.params:
             col = self.param_columns[p]
             out[col] = [_scalar(v) for v in out[col]]
-        return out
+        if self.loss_is_metric:
+            return out.drop(columns=["metric"])
+        return out.rename(columns={"metric": self.metric_column})
 
 
 # ---- selection ------------------------------------------------------------------------------
@@ -296,7 +315,7 @@ def load_stores(stores: Sequence[Store], *, project: str | None = None) -> Resul
     done = frame.sort_values(["ended", "started", "campaign_n", "point"], na_position="last", kind="stable").index
     frame.loc[done, "order"] = range(1, len(done) + 1)
     frame["_status"] = frame["status"].map(STATUS_ORDER).fillna(9)
-    fin = frame["status"] == "finished"
+    fin = frame["status"].isin(("finished", "stopped"))
     frame["_key"] = frame["metric"].where(fin)
     if mode == "max":
         frame["_key"] = -frame["_key"]
@@ -325,7 +344,7 @@ def _metric_and_mode(rows: Sequence[dict[str, Any]], hpo: dict[str, Any]) -> tup
 
 def _record(p: dict[str, Any], crow: dict[str, Any], mode: str) -> dict[str, Any]:
     metric, loss = p["metric"], p["loss"]
-    if p["state"] == "finished":
+    if p["state"] in ("finished", "stopped"):
         if metric is None and loss is not None:  # grid results carry the loss only (L = metric, negated for max)
             metric = loss if mode == "min" else -loss
         if loss is None and metric is not None:

@@ -57,7 +57,7 @@ def point_key(campaign: Any, point: Any) -> str:
 
 
 def export(results: Results, tracking_uri: str | None = None, *, experiment: str | None = None) -> dict[str, Any]:
-    """Export the finished and failed points; returns ``{experiment, experiment_id, tracking_uri,
+    """Export the finished, stopped and failed points; returns ``{experiment, experiment_id, tracking_uri,
     created, skipped, unfinished}``. Running and waiting points are left for a later export."""
     require("mlflow")
     from mlflow.entities import Metric, Param, RunStatus, ViewType
@@ -97,7 +97,7 @@ def export(results: Results, tracking_uri: str | None = None, *, experiment: str
                     break
 
             for _, row in results.frame.iterrows():
-                if row["status"] not in ("finished", "failed"):
+                if row["status"] not in ("finished", "stopped", "failed"):
                     unfinished += 1
                     continue
                 key = point_key(row["campaign"], row["point"])
@@ -158,6 +158,8 @@ def _export_point(client: Any, exp_id: str, results: Results, row: Any, key: str
         client.log_batch(run_id, params=params[i:i + 100])
     for i in range(0, len(metrics), _BATCH):
         client.log_batch(run_id, metrics=metrics[i:i + _BATCH])
-    status = RunStatus.to_string(RunStatus.FINISHED if row["status"] == "finished" else RunStatus.FAILED)
+    # a point stopped early by the scheduler is MLflow's KILLED (its tag hpogrid.status says "stopped")
+    status = RunStatus.to_string({"finished": RunStatus.FINISHED, "stopped": RunStatus.KILLED}.get(
+        row["status"], RunStatus.FAILED))
     client.set_terminated(run_id, status=status, end_time=end)
     client.set_tag(run_id, DONE_TAG, "1")  # last: a run without it is an interrupted export

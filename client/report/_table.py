@@ -7,7 +7,10 @@ from typing import Any, Sequence
 
 from ._load import Results, point_params
 
-__all__ = ["EXTRA_COLUMNS", "EXTRA_ALIASES", "render", "summary", "fmt_value", "fmt_seconds"]
+__all__ = ["EXTRA_COLUMNS", "EXTRA_ALIASES", "DEFAULT_ROWS", "render", "summary", "fmt_value", "fmt_seconds"]
+
+# The terminal table shows this many rows (best first) and says how many more there are.
+DEFAULT_ROWS = 20
 
 # Columns ``--extra`` can add to the terminal table (files always have all of them).
 EXTRA_COLUMNS = ("loss", "attempts", "site", "host", "started", "ended", "duration", "iterations", "campaign",
@@ -60,7 +63,10 @@ def summary(results: Results) -> str:
     c = results.counts()
     total = len(results.frame)
     parts = [f"{results.project}, {results.label()}: {total} point{'s' * (total != 1)}",
-             f"{c['finished']} finished", f"{c['failed']} failed"]
+             f"{c['finished']} finished"]
+    if c["stopped"]:
+        parts.append(f"{c['stopped']} stopped early by the scheduler")
+    parts.append(f"{c['failed']} failed")
     if c["running"]:
         parts.append(f"{c['running']} running")
     if c["proposed"]:
@@ -81,8 +87,14 @@ def summary(results: Results) -> str:
 
 
 def render(results: Results, *, extra: Sequence[str] = (), console: Any = None,
-           importance: dict[str, float] | None = None, importance_note: str | None = None) -> None:
-    """Print the report on ``console`` (a rich Console; stdout by default)."""
+           importance: dict[str, float] | None = None, importance_note: str | None = None,
+           rows: int | None = DEFAULT_ROWS) -> None:
+    """Print the report on ``console`` (a rich Console; stdout by default).
+
+    The table lists finished points (best first, ranked), then points stopped early (not ranked:
+    fewer iterations than a full run), then running and waiting ones; ``rows`` caps it (``None`` or
+    0: every row) and a line says how many more there are.
+    """
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -93,7 +105,10 @@ def render(results: Results, *, extra: Sequence[str] = (), console: Any = None,
             console = Console(width=max(console.width, 400))
     extra = [EXTRA_ALIASES.get(e, e) for e in extra]
     extra = [e for e in dict.fromkeys(extra) if not (e == "loss" and results.loss_is_metric)]
-    rated = results.frame[results.frame["status"].isin(("finished", "running", "proposed"))]
+    rated = results.frame[results.frame["status"].isin(("finished", "stopped", "running", "proposed"))]
+    hidden = 0
+    if rows and len(rated) > rows:
+        rated, hidden = rated.iloc[:rows], len(rated) - rows
     arrow = "↓" if results.mode == "min" else "↑"
     if not rated.empty:
         table = Table(title=f"{results.project}: {results.label()} ({results.campaigns[0]['backend']})"
@@ -120,6 +135,8 @@ def render(results: Results, *, extra: Sequence[str] = (), console: Any = None,
             cells += [_cell(results, row, e) for e in extra]
             table.add_row(*cells, style="green" if finished and rank == 1 else None)
         console.print(table)
+        if hidden:
+            console.print(f"… and {hidden} more point{'s' * (hidden != 1)} (--rows 0 shows all)", highlight=False)
     failed = results.failed
     if not failed.empty:
         ft = Table(title=f"failed points ({len(failed)})", header_style="bold red", title_style="red")
@@ -128,10 +145,12 @@ def render(results: Results, *, extra: Sequence[str] = (), console: Any = None,
             ft.add_column(p, overflow="fold", justify="left" if p in results.categorical else "right")
         ft.add_column("attempts", justify="right")
         ft.add_column("reason", overflow="fold", style="red")
-        for _, row in failed.iterrows():
+        for _, row in (failed.iloc[:rows] if rows else failed).iterrows():
             ft.add_row(results.point_label(row), *[fmt_value(v) for v in point_params(results, row).values()],
                        str(row["attempts"]), row["message"] or "(no reason recorded)")
         console.print(ft)
+        if rows and len(failed) > rows:
+            console.print(f"… and {len(failed) - rows} more failed (--rows 0 shows all)", highlight=False)
     console.print(summary(results), highlight=False, soft_wrap=True)
     if importance:
         shown = ", ".join(f"{k} {v:.2f}" for k, v in importance.items())

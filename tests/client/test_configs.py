@@ -105,8 +105,9 @@ def test_bad_names(name) -> None:
 
 def test_exists_and_missing() -> None:
     configs.create("hpo", "h", {})
+    assert configs.create("hpo", "h", {}) == configs.load("hpo", "h")  # the same create again: unchanged
     with pytest.raises(AlreadyExistsError):
-        configs.create("hpo", "h", {})
+        configs.create("hpo", "h", {"num_trials": 5})
     for action in (lambda: configs.load("hpo", "nope"), lambda: configs.update("hpo", "nope", {}),
                    lambda: configs.remove("hpo", "nope")):
         with pytest.raises(NotFoundError):

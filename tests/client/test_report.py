@@ -79,7 +79,7 @@ def test_embedded_campaign_loads_best_first_failed_last(project: str) -> None:
     assert all("ValueError" in m for m in f["message"][10:])
     assert list(f["attempts"][10:]) == [2, 2]
     assert res.best()["metric"] == max(metrics)
-    assert res.counts() == {"finished": 10, "failed": 2, "running": 0, "proposed": 0}
+    assert res.counts() == {"finished": 10, "stopped": 0, "failed": 2, "running": 0, "proposed": 0}
     assert res.evaluation_time() == pytest.approx(sum(10.0 + p for p in range(1, 13)))
     assert list(f["iterations"][:10]) == [4] * 10
 
@@ -129,7 +129,7 @@ def test_csv_and_json_have_the_same_columns_for_every_source(project: str, tmp_p
     points = {p["id"]: p for p in store.points()}
     store.close()
     res = report.load(project, campaign=cid)
-    expected = ["campaign", "point", "backend", "status", "lr", "layers", "optimizer", "metric", "loss", "attempts",
+    expected = ["campaign", "point", "backend", "status", "lr", "layers", "optimizer", "accuracy", "loss", "attempts",
                 "site", "host", "started", "ended", "duration_s", "iterations", "message"]
     csv_path = report.write_csv(res, tmp_path / "out" / "r.csv")
     json_path = report.write_json(res, tmp_path / "out" / "r.json")
@@ -145,10 +145,10 @@ def test_csv_and_json_have_the_same_columns_for_every_source(project: str, tmp_p
         assert rec["optimizer"] == row["optimizer"] == p["params"]["optimizer"]
         if p["state"] == "finished":
             assert rec["loss"] == pytest.approx(p["loss"]) and float(row["loss"]) == pytest.approx(p["loss"])
-            assert rec["metric"] == pytest.approx(-p["loss"])
+            assert rec["accuracy"] == pytest.approx(-p["loss"])  # the column is named after the metric
             assert rec["duration_s"] == pytest.approx(p["ended"] - p["started"])
         else:
-            assert rec["metric"] is None and row["metric"] == ""
+            assert rec["accuracy"] is None and row["accuracy"] == ""
             assert rec["message"] == p["message"] != ""
         assert rec["started"].endswith("+00:00")
         assert (rec["site"] or rec["host"])

@@ -111,7 +111,8 @@ def test_bad_input_is_one_line(cli_env, hpogrid_home: Path, args, code, words) -
 
 def test_create_existing_and_project_with_missing_parts(cli_env, tmp_path: Path) -> None:
     run("hpo_config create h", cli_env)
-    proc = run("hpo_config create h", cli_env, check=False)
+    run("hpo_config create h", cli_env)  # the same create again (as pasting two README examples does)
+    proc = run("hpo_config create h --num_trials 5", cli_env, check=False)
     assert proc.returncode == 1 and "exists" in proc.stderr
     script = tmp_path / "t.py"
     script.write_text("def f(config):\n    return {'loss': 1}\n")

@@ -91,6 +91,7 @@ def _accuracies(page: str) -> list[float]:
 
 
 PLOTS = ["plot-parallel_coordinates", "plot-best_so_far", "plot-metric_vs_params", "plot-importance"]
+CURVES = "plot-learning_curves"  # drawn when points report the metric more than once
 
 
 def test_html_report_renders_in_chromium(tmp_path: Path, cli_env: dict[str, str]) -> None:
@@ -103,7 +104,7 @@ def test_html_report_renders_in_chromium(tmp_path: Path, cli_env: dict[str, str]
     assert done.returncode == 0, done.stderr
 
     seen = _probe(tmp_path, out / "report.html")
-    assert seen["plots"] == 4 and sorted(seen["drawn"]) == sorted(PLOTS), seen
+    assert seen["plots"] == 5 and sorted(seen["drawn"]) == sorted([*PLOTS, CURVES]), seen
     assert seen["parcoords"] > 0  # the parallel-coordinates lines are drawn on WebGL canvases
     assert seen["rows"] == 14 and seen["heads"][:6] == ["#", "point", "lr", "layers", "optimizer", "accuracy"]
     accuracies = _accuracies((out / "report.html").read_text(encoding="utf-8"))
@@ -164,16 +165,16 @@ def test_report_on_an_embedded_campaign_run_by_submit_idds(tmp_path: Path, cli_e
     finished = [r for r in recs if r["status"] == "finished"]
     failed = [r for r in recs if r["status"] == "failed"]
     assert len(finished) + len(failed) == 12 and finished
-    assert [r["metric"] for r in finished] == sorted((r["metric"] for r in finished), reverse=True)
+    assert [r["accuracy"] for r in finished] == sorted((r["accuracy"] for r in finished), reverse=True)
     for r in finished:
         expected = 0.92 - 0.06 * (math.log10(r["lr"]) + 2.5) ** 2 - 0.02 * abs(r["layers"] - 3) + (
             0.03 if r["optimizer"] == "adam" else 0.0)
-        assert r["metric"] == pytest.approx(expected) and r["loss"] == pytest.approx(-expected)
+        assert r["accuracy"] == pytest.approx(expected) and r["loss"] == pytest.approx(-expected)
         assert r["backend"] == "embedded" and r["host"] and r["iterations"] >= 1 and r["duration_s"] >= 0
     for r in failed:
         assert r["optimizer"] == "sgd" and r["layers"] >= 4 and "diverged" in r["message"]
         assert "diverged" in table
-    assert f"best accuracy = {finished[0]['metric']:.6g} (max)" in table
+    assert f"best accuracy = {finished[0]['accuracy']:.6g} (max)" in table
     assert f"{len(finished)} finished, {len(failed)} failed" in table
 
     seen = _probe(tmp_path, tmp_path / "out" / "e2e.html")

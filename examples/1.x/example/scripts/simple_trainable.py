@@ -1,0 +1,1 @@
+../../../scripts/simple_trainable.py
