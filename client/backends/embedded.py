@@ -18,7 +18,7 @@ class EmbeddedBackend(BaseBackend):
     name = "embedded"
 
     def make_runner(self, store: Store, options: SubmitOptions) -> BaseJobRunner:
-        return ForkServerRunner(log=store.path.parent / "forkserver.log")
+        return ForkServerRunner(log=store.path.parent / "forkserver.log", project_dir=project_dir_of(store))
 
     def submit(self, project_name: str, options: SubmitOptions) -> Store:
         if options.dry_run:  # what would run, nothing written
