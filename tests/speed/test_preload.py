@@ -10,6 +10,11 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +22,8 @@ import pytest
 
 from hpogrid.client.engine import ForkServerRunner, Job, JobExit
 from hpogrid.evaluator.preload import preload_verdict, scripts_fingerprint
-from tests.e2e.test_submit_idds import hpogrid, make_project, points
+from tests.conftest import stop_group
+from tests.e2e.test_submit_idds import _free_port, hpogrid, make_project, points, wait_for
 
 # Imported once per campaign when preloaded; a job that mutates module state must not leak it.
 COUNTED = '''
@@ -210,3 +216,45 @@ def test_submit_idds_imports_the_training_script_once(cli_env, tmp_path) -> None
     assert [metrics(m)["calls"] for m in metas] == [1] * 6
     assert all(m["preload"] == {"preloaded": True} for m in metas)
     assert "preloaded objective.py" in (project / "campaigns" / "1" / "forkserver.log").read_text()
+
+
+@pytest.fixture
+def ray_head(cli_env):
+    """A private Ray head on loopback, in its own session, ended by its process group."""
+    ray = Path(sys.executable).parent / "ray"
+    if not ray.exists():
+        pytest.skip("ray is not installed (hpogrid[evaluator])")
+    port = _free_port()  # an ephemeral port: outside Ray's worker port range (10002-19999)
+    env = {**cli_env, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    temp = tempfile.mkdtemp(prefix="hs", dir="/tmp")  # unix socket paths must stay short
+    head = subprocess.Popen([str(ray), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                             "--num-cpus", "2", "--block", "--include-dashboard=false", "--disable-usage-stats",
+                             "--temp-dir", temp], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 120, "the Ray head")
+        yield env, f"127.0.0.1:{port}"
+    finally:
+        stop_group(head, grace=5)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_ray_backend_workers_import_the_training_script_once_each(ray_head, tmp_path) -> None:
+    """``--backend ray``: each Ray worker process keeps a warm fork server per project."""
+    env, address = ray_head
+    env = {**env, "COUNT_FILE": str(tmp_path / "imports.txt")}  # the jobs' environment travels with the task
+    space = {"x": {"method": "uniform", "dimension": {"low": 0, "high": 10}}}
+    project = make_project(env, tmp_path, "counted", num_trials=8, concurrent=2, space=space, script=COUNTED)
+    hpogrid(["submit_idds", "counted", "--backend", "ray", "--ray-address", address, "--progress", "none"], env,
+            timeout=300)
+    rows = points(project, 1)
+    assert len(rows) == 8 and {r["state"] for r in rows.values()} == {"finished"}
+    metas = [json.loads(Path(r["job_dir"], "meta.json").read_text()) for r in rows.values()]
+    assert all(m["preload"] == {"preloaded": True} for m in metas)
+    assert [metrics(m)["calls"] for m in metas] == [1] * 8
+    servers = imports(tmp_path / "imports.txt")
+    jobs = {m["host"]["pid"] for m in metas}
+    # one import per warm server (one per Ray worker process used), never one per job
+    assert len(servers) == len(set(servers)) and 1 <= len(servers) < 8
+    assert len(jobs) == 8 and not jobs & set(servers)
