@@ -99,9 +99,12 @@ def load_script(script_path: Path, module_name: str | None = None) -> ModuleType
 
 
 def load_trainable(script_path: Path, model: str) -> tuple[type, str]:
-    """The Ray Tune trainable class for ``model`` in ``script_path``, and its style name."""
+    """The Ray Tune trainable class for ``model`` in ``script_path``, and its style name; the module
+    preloaded in this process (:mod:`.preload`, a fork server's parent) when there is one."""
     prepare_ray_environment()
-    module = load_script(script_path)
+    from .preload import preloaded_module
+
+    module = preloaded_module(script_path) or load_script(script_path)
     if not hasattr(module, model):
         found = sorted(
             n for n, v in vars(module).items()

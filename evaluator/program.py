@@ -33,12 +33,15 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .errors import EvaluatorError, InputError
 from .status import ExitCode, Status
 
-__all__ = ["main", "console_main", "preload", "evaluate_results", "OUTPUT_FILE", "INPUT_FILE", "INPUT_DS_FILE"]
+if TYPE_CHECKING:
+    from .preload import ProjectPreload
+
+__all__ = ["main", "console_main", "preload", "evaluate_results", "SENT_AT_ENV", "OUTPUT_FILE", "INPUT_FILE", "INPUT_DS_FILE"]
 
 INPUT_FILE = "input.json"
 INPUT_DS_FILE = "input_ds.json"
@@ -56,9 +59,13 @@ class _Terminated(BaseException):
 
 
 # ---- public entry points --------------------------------------------------------------------------
-def preload() -> None:
+def preload(project_dir: str | os.PathLike[str] | None = None) -> "ProjectPreload | None":
     """Import everything a job needs (Ray Tune's trainables, storage, the adapters), so a parent
-    process can import once and ``os.fork()`` one child per job; the child pays milliseconds."""
+    process can import once and ``os.fork()`` one child per job; the child pays milliseconds.
+
+    With ``project_dir``, also import the project's training module (:mod:`.preload`: call again
+    before each fork, an edited script is re-imported) and return the outcome: the module, or the
+    reason jobs import it themselves."""
     from .adapters import _ensure_train_report_compat, prepare_ray_environment
 
     prepare_ray_environment()
@@ -75,6 +82,11 @@ def preload() -> None:
     _ensure_train_report_compat()
     _quiet_ray_logs()
     _version()
+    if project_dir is None:
+        return None
+    from .preload import preload_project
+
+    return preload_project(project_dir)
 
 
 def console_main() -> None:  # pragma: no cover - exercised through the installed command
@@ -129,7 +141,8 @@ class _Job:
         self.run: Any = None
         self.abandoned = False
         self.finishing = False
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, float] = _launch_timings(self.started)
+        self.trained_at: float | None = None
 
     # -- main flow --
     def execute(self) -> int:
@@ -171,6 +184,8 @@ class _Job:
 
         driver = _Driver(project, config, point, ckpt_save, ckpt_load)
         self.run = driver
+        self.timings["prepare_s"] = time.time() - self.started
+        self.meta["preload"] = _preload_note(project.script_path)
         thread = threading.Thread(target=driver.main, name="hpogrid-training", daemon=True)
         thread.start()
         while thread.is_alive():
@@ -181,6 +196,7 @@ class _Job:
                     return self._finish_interrupted(Status.TIMEOUT, f"time limit of {self.args.timeout:g} s exceeded")
                 timeout = min(timeout, remaining)
             thread.join(timeout)
+        self.trained_at = time.time()
 
         self.meta["style"] = driver.style
         self.timings.update(driver.timings)
@@ -241,6 +257,8 @@ class _Job:
         meta["results"] = records
         meta["n_results"] = len(records)
         meta["best"] = _best(records, metric, meta.get("mode")) if metric else None
+        if self.trained_at is not None:
+            self.timings["finish_s"] = end - self.trained_at
         meta["timings"] = {
             "start": _iso(self.started),
             "end": _iso(end),
@@ -477,6 +495,31 @@ def _unpack_inputs(workdir: Path, names: Sequence[str]) -> list[str]:
     return done
 
 
+# ---- timings and preload (fork servers) ---------------------------------------------------------
+#: Set by a runner to the time.time() it asked for the job: ``launch_s`` = fork (or exec + imports).
+SENT_AT_ENV = "HPOGRID_JOB_SENT_AT"
+
+
+def _launch_timings(started: float) -> dict[str, float]:
+    try:
+        sent = float(os.environ.get(SENT_AT_ENV, ""))
+    except ValueError:
+        return {}
+    return {"launch_s": max(0.0, started - sent)} if 0 < sent <= started + 1 else {}
+
+
+def _preload_note(script_path: Path) -> dict[str, Any]:
+    """Whether this job got the training module from a warm parent; the reason it did not, logged."""
+    from .preload import FALLBACK_ENV, preloaded_module
+
+    if preloaded_module(script_path) is not None:
+        return {"preloaded": True}
+    reason = os.environ.get(FALLBACK_ENV) or None
+    if reason:
+        _say(f"the training module was not preloaded ({reason}); importing it in this job")
+    return {"preloaded": False, "reason": reason}
+
+
 # ---- helpers -------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -513,12 +556,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _atomic_write(path: Path, text: str, durable: bool = True) -> None:
+    """Write ``path`` whole or not at all (tmp + rename); ``durable`` also survives an OS crash (fsync,
+    ~10 ms on a busy disk: kept for output.json, the result, not for the informational meta.json)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
@@ -538,7 +584,7 @@ def _write_meta(path: Path, meta: dict[str, Any]) -> None:
             meta = {k: meta.get(k) for k in keep}
             meta["truncated"] = True
             text = json.dumps(meta, default=str)
-    _atomic_write(path, text)
+    _atomic_write(path, text, durable=False)
 
 
 def _small(value: Any) -> Any:

@@ -120,11 +120,11 @@ class TrialRun:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self) -> None:
+        t0 = time.time()
         workdir = Path(tempfile.mkdtemp(prefix="hpogrid-trial-"))
         trainable = None
         try:
             storage = make_storage(workdir)
-            t0 = time.time()
             trainable = self.trainable_cls(config=dict(self.config), storage=storage)
             self.timings["setup_s"] = time.time() - t0
             if self.checkpoint_load is not None:
@@ -136,6 +136,7 @@ class TrialRun:
         except BaseException as exc:  # user code may raise anything, SystemExit included
             self.error = exc
         finally:
+            t2 = time.time()
             if trainable is not None:
                 try:
                     trainable.stop()
@@ -143,6 +144,7 @@ class TrialRun:
                     if self.error is None and not self.finished:
                         self.error = exc
             shutil.rmtree(workdir, ignore_errors=True)
+            self.timings["teardown_s"] = time.time() - t2
 
     def _loop(self, trainable: Any) -> None:
         from ray.tune.result import RESULT_DUPLICATE

@@ -18,7 +18,7 @@ class EmbeddedBackend(BaseBackend):
     name = "embedded"
 
     def make_runner(self, store: Store, options: SubmitOptions) -> BaseJobRunner:
-        return ForkServerRunner(log=store.path.parent / "forkserver.log")
+        return ForkServerRunner(log=store.path.parent / "forkserver.log", project_dir=project_dir_of(store))
 
     def make_steering(self, store: Store, options: SubmitOptions) -> BaseSteering | None:
         """How rounds run; None: the engine's default (warm worker, or the campaign's own command)."""

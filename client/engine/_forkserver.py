@@ -9,7 +9,7 @@ Requests::
     {"op": "run", "key": K, "cwd": DIR, "log": FILE, "env": {...}, "exec": [argv]}       # any command
     {"op": "kill", "key": K, "signal": 15}
 Events::
-    {"ev": "ready", "preloaded": bool, "error": str|null}
+    {"ev": "ready", "preloaded": bool, "error": str|null, "project": {"loaded": bool, "reason": str|null}|null}
     {"ev": "started", "key": K, "pid": P}
     {"ev": "exited", "key": K, "rc": int|null, "signal": int|null}
 
@@ -29,9 +29,52 @@ import time
 import traceback
 from typing import Any
 
-from ._jobs import signal_group
+from ._jobs import evaluate_command, signal_group
 
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL
+PROJECT_ENV = "HPOGRID_FORKSERVER_PROJECT"  # the project whose training module the server preloads
+
+
+class _ProjectPreloader:
+    """The project's training module, imported in this server once per campaign (and again when a
+    file of the scripts folder changed, checked before each fork): see ``hpogrid.evaluator.preload``.
+    A module that cannot be preloaded is imported by each job; one that left this process unsafe to
+    fork from (threads, CUDA) makes jobs fresh ``hpogrid-evaluate`` processes. Reasons go to the log."""
+
+    def __init__(self, project_dir: str | None):
+        self.project_dir = project_dir or None
+        self.state: Any = None
+        if self.project_dir is not None:
+            self.refresh()
+
+    def refresh(self) -> Any:
+        from hpogrid.evaluator.preload import preload_project
+
+        self.state = preload_project(self.project_dir)
+        if self.state.fresh:
+            print(f"hpogrid fork server: {self.state.describe()}", file=sys.stderr, flush=True)
+            import gc
+
+            gc.collect()
+            gc.freeze()
+        return self.state
+
+    def prepare(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The run request to fork for: unchanged when the module is preloaded and current."""
+        if self.project_dir is None or "evaluate" not in req:
+            return req
+        from hpogrid.evaluator.preload import FALLBACK_ENV
+
+        state = self.refresh()
+        if state.loaded:
+            return req
+        job = {k: v for k, v in req.items() if k != "evaluate"}
+        job["env"] = {**(req.get("env") or {}), FALLBACK_ENV: state.reason or "unknown"}
+        if state.fork_safe:
+            job["evaluate"] = req["evaluate"]
+        else:
+            job["exec"] = [*evaluate_command(), *req["evaluate"]]
+        return job
 
 
 def _child(request: dict[str, Any], evaluate: Any, out_fd: int, in_fd: int, wake_fds: tuple[int, int]) -> None:
@@ -89,12 +132,14 @@ def serve() -> int:
     in_fd = 0
     evaluate = None
     error = None
+    project = _ProjectPreloader(None)
     if os.environ.get("HPOGRID_FORKSERVER_PRELOAD", "1") != "0":
         try:
             from hpogrid.evaluator import program
 
             program.preload()
             evaluate = program.main
+            project = _ProjectPreloader(os.environ.get(PROJECT_ENV))
             import gc
 
             gc.collect()
@@ -124,7 +169,8 @@ def serve() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when jobs stop
     os.set_blocking(in_fd, False)
 
-    emit({"ev": "ready", "preloaded": evaluate is not None, "error": error})
+    emit({"ev": "ready", "preloaded": evaluate is not None, "error": error,
+          "project": None if project.state is None else {"loaded": project.state.loaded, "reason": project.state.reason}})
     children: dict[int, str] = {}  # pid -> key
     pids: dict[str, int] = {}  # key -> pid
     kill_at: dict[int, float] = {}  # pid -> when to SIGKILL
@@ -184,6 +230,7 @@ def serve() -> int:
                             continue
                         req = json.loads(line)
                         if req["op"] == "run":
+                            req = project.prepare(req)
                             pid = os.fork()
                             if pid == 0:
                                 _child(req, evaluate, out_fd, in_fd, (wake_r, wake_w))

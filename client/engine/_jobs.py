@@ -160,10 +160,13 @@ class ForkServerRunner(BaseJobRunner):
     preloaded (the reason is in the server's log). ``log`` is the server's own stderr file.
     """
 
-    def __init__(self, log: Path | None = None, grace: float = 3.0, preload: bool = True):
+    def __init__(self, log: Path | None = None, grace: float = 3.0, preload: bool = True,
+                 project_dir: Path | None = None):
         self.log = log
         self.grace = grace
         self.preload = preload
+        self.project_dir = project_dir  # its training module is preloaded too (None: the evaluator only)
+        self.project: dict[str, Any] | None = None  # the server's preload outcome {"loaded", "reason"}
         self.preloaded = False
         self._proc: subprocess.Popen | None = None
         self._reader: LineReader | None = None
@@ -176,6 +179,8 @@ class ForkServerRunner(BaseJobRunner):
             return
         log = open(self.log, "ab") if self.log is not None else subprocess.DEVNULL
         env = {**os.environ, "HPOGRID_FORKSERVER_PRELOAD": "1" if self.preload else "0"}
+        if self.project_dir is not None:
+            env["HPOGRID_FORKSERVER_PROJECT"] = str(self.project_dir)
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "hpogrid.client.engine._forkserver"], stdin=subprocess.PIPE,
@@ -202,6 +207,7 @@ class ForkServerRunner(BaseJobRunner):
                 for msg in self._reader.read():
                     if msg.get("ev") == "ready":
                         self.preloaded = bool(msg.get("preloaded"))
+                        self.project = msg.get("project")
                         os.set_blocking(fd, False)
                         self._ready = True
                         return
@@ -216,7 +222,8 @@ class ForkServerRunner(BaseJobRunner):
             self.open()
         if not self._ready:
             self._wait_ready()
-        req: dict[str, Any] = {"op": "run", "key": job.key, "cwd": str(job.workdir), "log": job.log, "env": job.env}
+        req: dict[str, Any] = {"op": "run", "key": job.key, "cwd": str(job.workdir), "log": job.log,
+                               "env": {**job.env, "HPOGRID_JOB_SENT_AT": f"{time.time():.6f}"}}
         if job.argv:
             req["exec"] = job.argv
         elif self.preloaded:

@@ -209,7 +209,7 @@ class Engine:
         hpo = config.get("hpo_config") or {}
         self.mode = hpo.get("mode", campaign.get("mode") or "min")
         self.metric_name = hpo.get("metric", campaign.get("metric") or "loss")
-        self.runner = runner or ForkServerRunner(log=self.folder / "forkserver.log")
+        self.runner = runner or ForkServerRunner(log=self.folder / "forkserver.log", project_dir=self.project_dir)
         command = (campaign.get("settings") or {}).get("steering_command")
         self.steering = steering or (CommandSteering(command, env={"HPOGRID_PROJECT_DIR": str(self.project_dir)})
                                      if command else WarmSteering(self.config_path, log=self.folder / "steering.log"))

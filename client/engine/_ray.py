@@ -1,27 +1,30 @@
 """Jobs as Ray tasks: one ``@ray.remote`` task per point, each running ``hpogrid-evaluate``.
 
 The task gets the project as a tarball in the object store (unpacked once per node), runs the
-evaluator as a fresh process in a temporary job folder on the worker (same contract: input.json in,
-output.json and meta.json out), and returns those files; the runner writes them into the campaign's
-job folder, so the store, the retries and the reports are those of the embedded engine.
+evaluator in a temporary job folder on the worker (same contract: input.json in, output.json and
+meta.json out), and returns those files; the runner writes them into the campaign's job folder, so
+the store, the retries and the reports are those of the embedded engine. Each Ray worker process
+keeps a warm fork server per project (keyed by the project's hash, the embedded engine's
+``_forkserver``): the evaluator and the training module are imported once per worker, and each job
+is a fork of it, its own process, as embedded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
+import selectors
 import shutil
 import signal
 import socket
-import subprocess
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import CampaignError
-from ._jobs import BaseJobRunner, Job, JobExit, evaluate_command
+from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit
 
 __all__ = ["RayRunner"]
 
@@ -53,40 +56,72 @@ def _unpack(bundle: bytes, digest: str) -> Path:
     return target
 
 
+_SERVERS: dict[str, ForkServerRunner] = {}  # in a Ray worker process: project digest -> its warm fork server
+
+
+def _warm_runner(project: Path, digest: str) -> ForkServerRunner:
+    """This worker process's fork server for the project (started by the worker's first task of
+    it): the evaluator and the training module are imported once, each job is a fork."""
+    runner = _SERVERS.get(digest)
+    if runner is None:
+        for old in _SERVERS.values():  # another campaign's project: one warm server per worker
+            old.close()
+        _SERVERS.clear()
+        runner = ForkServerRunner(log=project.parent / f"{digest}.forkserver.log", project_dir=project)
+        _SERVERS[digest] = runner
+    runner.open()
+    return runner
+
+
+def _wait_exit(runner: ForkServerRunner, key: str, hard_timeout: float | None) -> JobExit:
+    """Block until the job ``key`` ends: SIGKILL at ``hard_timeout``; SIGTERM (then SIGKILL after the
+    runner's grace) when the task is cancelled (``ray.cancel`` raises KeyboardInterrupt here)."""
+    deadline = time.monotonic() + hard_timeout if hard_timeout is not None else None
+    sel = selectors.DefaultSelector()
+    try:
+        while True:
+            fd = runner.fileno()
+            if fd is None:
+                return JobExit(key, error="the worker's fork server died")
+            if not sel.get_map():
+                sel.register(fd, selectors.EVENT_READ)
+            try:
+                sel.select(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                for ex in runner.poll():
+                    if ex.key == key:
+                        return ex
+                if deadline is not None and time.monotonic() >= deadline:
+                    runner.kill(key, signal.SIGKILL)
+                    deadline = None
+            except KeyboardInterrupt:
+                runner.kill(key, signal.SIGTERM)
+    finally:
+        sel.close()
+
+
 def ray_job(bundle: bytes, digest: str, params: dict[str, Any], args: list[str], env: dict[str, str],
             hard_timeout: float | None) -> dict[str, Any]:
-    """The body of one Ray task (runs on a Ray worker)."""
+    """The body of one Ray task (runs on a Ray worker): the job is forked by the worker's warm fork server."""
     import json
 
     project = _unpack(bundle, digest)
     workdir = Path(tempfile.mkdtemp(prefix="hpogrid-job-"))
     try:
         (workdir / "input.json").write_text(json.dumps(params))
-        with open(workdir / "log", "wb") as log:
-            proc = subprocess.Popen([*evaluate_command(), "--project", str(project), *args], cwd=workdir,
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    env={**os.environ, **env, "HPOGRID_PROJECT_DIR": str(project)},
-                                    start_new_session=True)
-            try:
-                rc = proc.wait(timeout=hard_timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                rc = proc.wait()
-            except BaseException:  # ray.cancel: KeyboardInterrupt in this task
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    rc = proc.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    rc = proc.wait()
+        runner = _warm_runner(project, digest)
+        key = workdir.name
+        runner.start(Job(key, 0, 0, workdir, evaluate=["--project", str(project), *args],
+                         env={**env, "HPOGRID_PROJECT_DIR": str(project)}))
+        ex = _wait_exit(runner, key, hard_timeout)
+        if ex.error is not None:
+            raise RuntimeError(ex.error)
         files = {}
         for name in ("output.json", "meta.json", "log"):
             path = workdir / name
             if path.exists():
                 data = path.read_bytes()
                 files[name] = data[-_LOG_LIMIT:] if name == "log" else data
-        return {"rc": rc if rc >= 0 else None, "signal": -rc if rc < 0 else None, "files": files,
-                "host": socket.gethostname()}
+        return {"rc": ex.rc, "signal": ex.signal, "files": files, "host": socket.gethostname()}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
