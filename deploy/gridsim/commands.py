@@ -54,6 +54,10 @@ def local_steering(arguments: str, executable: str = "docker") -> SteeringComman
             if name in ("-v", "--volume"):
                 host, _, container = value.partition(":")
                 container = container.split(":")[0]
+                if not container.startswith("/"):  # what docker answers (exit status 125) before running anything
+                    raise ValueError(f"docker: Error response from daemon: invalid volume specification: '{value}': "
+                                     f"invalid mount config for type \"bind\": invalid mount path: '{container}' "
+                                     "mount path must be absolute.")
                 if host in _HERE and container:
                     mounts[container.rstrip("/")] = "."
             elif name in ("-e", "--env"):

@@ -535,6 +535,7 @@ class Simulation:
                 task.touch()
                 return
             st.retries += 1
+            st.rounds -= 1  # the retry is the same round again
             st.error = error
             _append(st.round_dir / "steering.log", f"=== iDDS: {error} (failure {st.retries})\n")
             if st.retries > STEERING_RETRIES:

@@ -269,7 +269,7 @@ def test_failing_points_get_five_attempts_then_loss_1e5(payload: str, attempts_s
     if attempts_seen:  # this payload leaves a metadata file: one per attempt, as PanDA keeps it per job
         assert shown.count('{"why": "no luck"}') == 5
     line = _one_error_line(hpogrid("tasks", "kill", str(tid), env=grid_env, check=False))
-    assert f"task {tid}" in line and "nothing to kill" in line
+    assert f"task {tid}" in line and "not accepted if the task is in finished status" in line
 
 
 def test_identical_sandbox_is_reused(grid_env: dict, gridsim: dict, tmp_path: Path):
