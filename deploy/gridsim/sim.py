@@ -613,9 +613,10 @@ class Simulation:
         return outputs, ""
 
     def _start_hpo_job(self, task: Task, point: Point) -> None:
-        attempt = point.attempts + 1
+        attempt = point.attempts + 1  # PanDA's attempt number: a killed job does not count
+        job_no = 1 + sum(1 for j in task.jobs if j.point_id == point.id)  # each job has its own folder
         job = PandaJob(self._new_panda_id(), serial=point.id, attempt=attempt,
-                       workdir=task.folder / "jobs" / str(point.id) / str(attempt), point_id=point.id,
+                       workdir=task.folder / "jobs" / str(point.id) / str(job_no), point_id=point.id,
                        segment_id=point.model_id if task.segmented else None, task_id=task.task_id)
         for stream, dataset in input_streams(task.params["jobParameters"]).items():
             files = self.datasets.get(dataset.rstrip("/"), [])
