@@ -137,6 +137,12 @@ def task_id(text: str) -> int:
     return int(m.group(1))
 
 
+def quiet_log(gridsim: dict[str, Any]) -> str:
+    """The server's log without the test's own polling of ``/_gridsim/state``."""
+    return "".join(line for line in Path(gridsim["log"]).read_text().splitlines(keepends=True)
+                   if "/_gridsim/state" not in line)
+
+
 def wait_task(gridsim: dict[str, Any], tid: int, states: tuple[str, ...], timeout: float = 150) -> dict[str, Any]:
     deadline = time.time() + timeout
     row: dict[str, Any] = {}
@@ -148,6 +154,6 @@ def wait_task(gridsim: dict[str, Any], tid: int, states: tuple[str, ...], timeou
                 return row
         time.sleep(0.5)
     raise AssertionError(f"task {tid} did not reach {states} in {timeout} s; last: {row}; "
-                         f"server log:\n{Path(gridsim['log']).read_text()[-3000:]}")
+                         f"server log:\n{quiet_log(gridsim)[-3000:]}")
 
 

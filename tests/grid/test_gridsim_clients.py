@@ -48,7 +48,7 @@ point = json.load(open("input.json"))
 model, point = (point[0], point[1]) if isinstance(point, list) else (None, point)
 x = point["x"]
 start = time.time()
-time.sleep(float(open("delay.txt").read()))
+time.sleep({delay})
 json.dump({"x": x, "model": model, "start": start, "end": time.time(),
            "staged": {f: open(f).read() for f in json.load(open("input_ds.json"))} if model is not None else {}},
           open("meta.json", "w"))
@@ -66,8 +66,7 @@ else:
 def make_workdir(tmp_path: Path, *, fail: bool = False, delay: float = 0.0) -> Path:
     work = tmp_path / "work"
     work.mkdir()
-    (work / "train.py").write_text(TRAIN.replace("{fail}", "yes" if fail else "no"))
-    (work / "delay.txt").write_text(str(delay))
+    (work / "train.py").write_text(TRAIN.replace("{fail}", "yes" if fail else "no").replace("{delay}", str(delay)))
     (work / "space.json").write_text(json.dumps({"x": {"type": "Choice", "params": {"choices": [0, 1]}}}))
     (tmp_path / "steer.py").write_text(STEER)
     return work
@@ -177,8 +176,11 @@ def test_pbook_kill_and_retry_a_running_task(grid_env: dict, gridsim: dict, tmp_
     wait_task(gridsim, tid, ("done",), timeout=90)
     points = cm.get_hyperparameters(workload_id=tid, request_id=None)
     assert [p["loss"] for p in points] == [25, 16, 9]
-    # the job killed under point 2 left its folder; the point was evaluated by the next job
-    assert [len(list((task_dir(gridsim, tid) / "jobs" / str(i)).iterdir())) for i in (1, 2, 3)] == [1, 2, 1]
+    # the killed job left its folder without output; its point was evaluated by the next job
+    folders = {i: sorted((task_dir(gridsim, tid) / "jobs" / str(i)).iterdir()) for i in (1, 2, 3)}
+    assert len(folders[1]) == 1 and sorted(len(f) for f in folders.values()) == [1, 1, 2]
+    (twice,) = [f for f in folders.values() if len(f) == 2]
+    assert not (twice[0] / "output.json").exists() and (twice[1] / "output.json").exists()
     unknown = client("pbook", "kill", "10999999", env=grid_env).stdout
     assert "jediTaskID=10999999 not found" in unknown
 
