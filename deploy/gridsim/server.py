@@ -630,6 +630,12 @@ def main(argv: list[str] | None = None) -> int:
                         "pbook does not work under x509_no_grid)")
     p.add_argument("--env-file", help="also write the export lines to this file")
     args = p.parse_args(argv)
+    try:
+        sites = json.loads(Path(args.sites).read_text()) if args.sites else None
+    except (OSError, ValueError) as exc:
+        p.error(f"--sites {args.sites}: {exc.__class__.__name__}: {str(exc)[:200]}")
+    if sites is not None and not (isinstance(sites, dict) and all(isinstance(v, dict) for v in sites.values())):
+        p.error(f"--sites {args.sites}: a JSON object {{queue: {{field: value}}}} is needed")
 
     state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="hpogrid-gridsim-"))
     state.mkdir(parents=True, exist_ok=True)
@@ -637,7 +643,6 @@ def main(argv: list[str] | None = None) -> int:
         (state / sub).mkdir(exist_ok=True)
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     datasets = dict(parse_dataset(d) for d in args.dataset)
-    sites = json.loads(Path(args.sites).read_text()) if args.sites else None
     sim = Simulation(state, nickname=args.nickname, datasets=datasets, sites=sites)
     app = GridSim(sim)
     server = make_server("127.0.0.1", args.port, app, threaded=True)
