@@ -243,7 +243,7 @@ FAILED_EVALUATION = ("python3 -c \"import json; json.dump({'status': 1, 'loss': 
 
 
 @pytest.mark.parametrize("payload, attempts_seen", [
-    (FAILED_EVALUATION, "output.json.failed"),  # the evaluation said it failed (status != 0)
+    (FAILED_EVALUATION, "output.json"),  # the evaluation said it failed (status != 0): no loss reported
     ("python3 -c 'import sys; sys.exit(0)'", None),  # no output.json at all (runHPO: exit 13)
 ])
 def test_failing_points_get_five_attempts_then_loss_1e5(payload: str, attempts_seen: str | None, grid_env: dict,
@@ -261,7 +261,7 @@ def test_failing_points_get_five_attempts_then_loss_1e5(payload: str, attempts_s
     jobs = gridsim["state"] / "tasks" / str(tid) / "jobs" / "1"
     assert sorted(p.name for p in jobs.iterdir()) == ["1", "2", "3", "4", "5"]
     if attempts_seen:
-        assert all((jobs / a / attempts_seen).exists() for a in "12345")
+        assert all(json.loads((jobs / a / attempts_seen).read_text())["status"] == 1 for a in "12345")
     (point,) = requests.get(f"{grid_env['IDDS_HOST']}/hpo/{tid}/null/null/null/null", timeout=30).json()
     assert point["loss"] == 1e5
     # a grid task that is no local campaign: listed, its jobs' metadata shown, kill refused (it is over)
