@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import unquote
 
-__all__ = ["SteeringCommand", "local_steering", "JobSpec", "job_spec"]
+__all__ = ["SteeringCommand", "local_steering", "JobSpec", "job_spec", "JobSlot", "job_parameters", "input_streams"]
 
 _FLAGS = {"--rm", "-i", "-t", "-it", "-ti", "-d", "--privileged", "--init", "--read-only", "-q"}
 _WITH_VALUE = {"-v", "--volume", "-e", "--env", "-w", "--workdir", "--name", "-u", "--user", "--entrypoint",
@@ -53,6 +54,10 @@ def local_steering(arguments: str, executable: str = "docker") -> SteeringComman
             if name in ("-v", "--volume"):
                 host, _, container = value.partition(":")
                 container = container.split(":")[0]
+                if not container.startswith("/"):  # what docker answers (exit status 125) before running anything
+                    raise ValueError(f"docker: Error response from daemon: invalid volume specification: '{value}': "
+                                     f"invalid mount config for type \"bind\": invalid mount path: '{container}' "
+                                     "mount path must be absolute.")
                 if host in _HERE and container:
                     mounts[container.rstrip("/")] = "."
             elif name in ("-e", "--env"):
@@ -126,3 +131,73 @@ def job_spec(task: Mapping[str, Any]) -> JobSpec:
         if p.get("param_type") == "input" and p.get("dataset"):
             spec.training_ds = str(p["dataset"])
     return spec
+
+
+# ---- JEDI's job parameters --------------------------------------------------------------------
+# What JEDI does with a task's ``jobParameters`` to make one job's command line (docs/GRIDSIM.md):
+# the values are joined with a space (none after ``padding: false``; ``hidden`` ones are left out),
+# then the placeholders of this job are replaced.
+
+SEQ_NUMBER = "seq_number"  # prun's pseudo dataset behind ${SEQNUMBER} (%RNDM:N)
+
+
+@dataclass
+class JobSlot:
+    """What one job of a task gets from JEDI: its serial number, input files, segment."""
+
+    task_id: int
+    serial: int  # 1, 2, ... within the task
+    source_url: str
+    files: dict[str, list[str]] = field(default_factory=dict)  # input stream (IN, IN_DATA, ...) -> LFNs
+    segment_id: int | None = None
+
+
+def seq_offset(params: list[Mapping[str, Any]]) -> int:
+    """The offset of ``${SEQNUMBER}`` (prun's ``%RNDM:N``): JEDI numbers the pseudo files offset+1, offset+2, ..."""
+    for p in params:
+        if p.get("dataset") == SEQ_NUMBER and p.get("param_type") == "pseudo_input":
+            return int(p.get("offset") or 0)
+    return 0
+
+
+def input_streams(params: list[Mapping[str, Any]]) -> dict[str, str]:
+    """Input stream name -> dataset, from the ``${STREAM/T}``-style templates of input parameters."""
+    out: dict[str, str] = {}
+    for p in params:
+        if p.get("param_type") == "input" and p.get("dataset") and p.get("type") == "template":
+            m = re.search(r"\$\{([A-Z_0-9]+)", str(p.get("value", "")))
+            if m:
+                out[m.group(1)] = str(p["dataset"])
+    return out
+
+
+def job_parameters(task: Mapping[str, Any], slot: JobSlot) -> str:
+    """One job's command line for the job wrapper (runHPO / runGen), as JEDI makes it."""
+    params = list(task.get("jobParameters") or [])
+    text = ""
+    for p in params:
+        if "value" not in p or p.get("hidden") is True:
+            continue
+        text += str(p["value"])
+        if p.get("padding") is not False:
+            text += " "
+    outputs = [p for p in params if p.get("param_type") == "output" and p.get("type") == "template"]
+    values: dict[str, str] = {
+        "SEQNUMBER": str(seq_offset(params) + slot.serial),
+        "SN": str(slot.serial), "SN/P": f"{slot.serial:06d}", "SURL": slot.source_url,
+        "SEGMENT_ID": "" if slot.segment_id is None else str(slot.segment_id),
+    }
+    for stream, lfns in slot.files.items():
+        values[f"{stream}/T"] = str(lfns)
+        values[f"{stream}/E"] = ",".join(lfns)
+        values[stream] = ",".join(lfns)
+    for i, out in enumerate(outputs):
+        values[f"OUTPUT{i}"] = _resolve_simple(str(out.get("value", "")).split()[-1], slot, values)
+    return _resolve_simple(text, slot, values).strip()
+
+
+def _resolve_simple(text: str, slot: JobSlot, values: Mapping[str, str]) -> str:
+    text = text.replace("$JEDITASKID", str(slot.task_id))
+    for key, value in values.items():
+        text = text.replace("${" + key + "}", value)
+    return text

@@ -65,6 +65,8 @@ class GridSim:
         rules = [Rule(f"/api/v1/{path}", endpoint=fn) for path, fn in panda]
         rules += [
             Rule("/cache/<path:name>", endpoint=self.cache_get),
+            Rule("/server/panda/getEventRanges", endpoint=self.event_ranges, methods=["POST"]),
+            Rule("/server/panda/updateEventRanges", endpoint=self.event_update, methods=["POST"]),
             Rule("/idds/ping", endpoint=self.idds_ping, methods=["GET"]),
             Rule("/idds/request", endpoint=self.idds_request_post, methods=["POST"]),
             Rule("/idds/request/<command>/<rid>/<wid>", endpoint=self.idds_request_command, methods=["PUT"]),
@@ -75,6 +77,8 @@ class GridSim:
             Rule("/idds/hpo/<wid>/<rid>/<pid>/<status>/<limit>", endpoint=self.idds_hpo_get, methods=["GET"]),
             Rule("/rucio/auth/<kind>", endpoint=self.rucio_auth, methods=["GET"]),
             Rule("/rucio/dids/<scope>/<name>", endpoint=self.rucio_did, methods=["GET"]),
+            Rule("/rucio/dids/<scope>/<name>/dids", endpoint=self.rucio_did_content, methods=["GET"]),
+            Rule("/rucio/accounts/<account>", endpoint=self.rucio_account, methods=["GET"]),
             Rule("/_gridsim/fault", endpoint=self.add_fault, methods=["POST"]),
             Rule("/_gridsim/state", endpoint=self.state, methods=["GET"]),
         ]
@@ -228,6 +232,23 @@ class GridSim:
         except TaskError as exc:
             return self._panda(False, str(exc))
         return self._panda(True, "", data)
+
+    # ---- what runHPO asks PanDA (the job's event range) ------------------------------------
+    def event_ranges(self, request: Request) -> Response:
+        args = self._args(request)
+        ranges = self.sim.event_ranges(args.get("pandaID"), int(args.get("nRanges") or 1))
+        return Response(json.dumps({"StatusCode": 0, "eventRanges": ranges}), content_type="application/json")
+
+    def event_update(self, request: Request) -> Response:
+        args = self._args(request)
+        try:
+            ranges = json.loads(args.get("eventRanges") or "[]")
+        except ValueError:
+            return Response(json.dumps({"StatusCode": 1, "ErrorDiag": "eventRanges is not JSON"}),
+                            content_type="application/json")
+        done = [self.sim.update_event(r.get("eventRangeID", ""), r.get("eventStatus", "")) for r in ranges
+                if isinstance(r, dict)]
+        return Response(json.dumps({"StatusCode": 0, "Returns": done}), content_type="application/json")
 
     def cache_validate(self, request: Request) -> Response:
         args = self._args(request)
@@ -425,13 +446,43 @@ class GridSim:
         return resp
 
     def rucio_did(self, request: Request, scope: str, name: str) -> Response:
+        files = self._rucio_dataset(scope, name)
+        if files is not None:
+            return Response(json.dumps({"scope": scope, "name": name, "type": "DATASET", "account": self.sim.nickname,
+                                        "open": False, "monotonic": False, "expired_at": None,
+                                        "length": len(files), "bytes": None}), content_type="application/json")
+        return self._rucio_error(404, "DataIdentifierNotFound", f"Data identifier '{scope}:{name}' not found")
+
+    def _rucio_dataset(self, scope: str, name: str) -> list[str] | None:
         for did, files in self.sim.datasets.items():
             dscope, dname = (did.split(":", 1) if ":" in did else (_scope_of(did), did))
             if dscope == scope and dname == name:
-                return Response(json.dumps({"scope": scope, "name": name, "type": "DATASET", "account": self.sim.nickname,
-                                            "open": False, "monotonic": False, "expired_at": None,
-                                            "length": len(files), "bytes": None}), content_type="application/json")
-        return self._rucio_error(404, "DataIdentifierNotFound", f"Data identifier '{scope}:{name}' not found")
+                return files
+        return None
+
+    def rucio_did_content(self, request: Request, scope: str, name: str) -> Response:
+        """``list_content``: one JSON line per file of the dataset (Rucio streams ``application/x-json-stream``)."""
+        files = self._rucio_dataset(scope, name)
+        if files is None:
+            return self._rucio_error(404, "DataIdentifierNotFound", f"Data identifier '{scope}:{name}' not found")
+        lines = [json.dumps({"scope": scope, "name": Path(f).name, "type": "FILE", "bytes": _size(f),
+                             "adler32": None, "md5": None}) for f in files]
+        return Response("".join(line + "\n" for line in lines), content_type="application/x-json-stream")
+
+    def rucio_account(self, request: Request, account: str) -> Response:
+        """``whoami`` (Rucio redirects it to the token's account) and ``get_account``."""
+        token = request.headers.get("X-Rucio-Auth-Token", "")
+        me = token.split("-gridsim-", 1)[0] if "-gridsim-" in token else self.sim.nickname
+        if account == "whoami":
+            resp = Response(b"", status=303)
+            resp.headers["Location"] = f"{request.host_url.rstrip('/')}/rucio/accounts/{me}"
+            return resp
+        if account != me and account != self.sim.nickname:
+            return self._rucio_error(404, "AccountNotFound", f"Account with ID '{account}' cannot be found")
+        created = "Tue, 01 Dec 2026 00:00:00 UTC"
+        return Response(json.dumps({"account": account, "type": "USER", "email": f"{account}@example.org",
+                                    "status": "ACTIVE", "created_at": created, "updated_at": created,
+                                    "suspended_at": None, "deleted_at": None}), content_type="application/json")
 
     # ---- sandbox control ----------------------------------------------------------------
     def add_fault(self, request: Request) -> Response:
@@ -454,6 +505,11 @@ class GridSim:
 def _scope_of(did: str) -> str:
     parts = did.split(".")
     return ".".join(parts[:2]) if parts[0] in ("user", "group") and len(parts) > 2 else parts[0]
+
+
+def _size(name: str) -> int:
+    path = Path(name)
+    return path.stat().st_size if path.is_absolute() and path.is_file() else 0
 
 
 def _jwt_claims(token: str) -> dict[str, Any]:
@@ -501,8 +557,26 @@ def make_test_proxy(path: Path, *, cn: str = "Grid Sandbox User", hours: float =
     return path
 
 
-def env_lines(port: int, state: Path, nickname: str, proxy: Path | None) -> list[str]:
-    """The settings that point panda-client, idds-client, rucio and hpogrid at the sandbox."""
+def make_token(path: Path, nickname: str, *, days: float = 30.0) -> Path:
+    """An OIDC ID token (a JWT) the sandbox issues for ``nickname``: panda-client reads the user's name
+    and groups from its claims; the sandbox checks only its expiry (it has no identity provider)."""
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")  # noqa: E731
+    claims = {"sub": nickname, "name": nickname, "preferred_username": nickname, "groups": ["atlas"],
+              "iss": "hpogrid-gridsim", "aud": "atlas", "iat": int(time.time()), "exp": int(time.time() + days * 86400)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{enc({'alg': 'none', 'typ': 'JWT'})}.{enc(claims)}.gridsim")
+    path.chmod(0o600)
+    return path
+
+
+def env_lines(port: int, state: Path, nickname: str, proxy: Path | None, token: Path | None = None) -> list[str]:
+    """The settings that point panda-client, idds-client, rucio and hpogrid at the sandbox.
+
+    panda-client authenticates with the sandbox's OIDC token (``PANDA_AUTH=oidc``): under
+    ``x509_no_grid`` panda-client 2.2.0's pbook cannot find the user's name (``get_proxy_info``
+    returns a tuple there that ``extract_voms_proxy_username`` splits as text). ``PANDA_SYS`` and
+    ``PANDA_PYTHON_EXEC`` let panda-client's own shell commands (``phpo``, ``prun``, ``pbook``) run.
+    """
     base = f"http://127.0.0.1:{port}"
     rucio_cfg = state / "rucio" / "rucio.cfg"
     lines = [
@@ -511,9 +585,18 @@ def env_lines(port: int, state: Path, nickname: str, proxy: Path | None) -> list
         f"export PANDACACHE_URL={base}/server/panda",
         "export PANDA_BEHIND_REAL_LB=1",
         "export PANDA_VERIFY_HOST=off",
-        "export PANDA_AUTH=x509_no_grid",
+    ]
+    if token is not None:
+        lines += ["export PANDA_AUTH=oidc", "export PANDA_AUTH_VO=atlas", f"export OIDC_AUTH_TOKEN_FILE={token}"]
+    else:
+        lines += ["export PANDA_AUTH=x509_no_grid"]
+    lines += [
         f"export PANDA_NICKNAME={nickname}",
         f"export PANDA_CONFIG_ROOT={state / 'panda'}",
+    ]
+    if (Path(sys.prefix) / "etc" / "panda" / "share" / "functions.sh").is_file():
+        lines += [f"export PANDA_SYS={sys.prefix}", f"export PANDA_PYTHON_EXEC={sys.executable}"]
+    lines += [
         f"export IDDS_HOST={base}/idds",
         "export IDDS_CLIENT_MODE=1",
         f"export IDDS_LOCAL_CONFIG_ROOT={state / 'idds'}",
@@ -545,8 +628,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="a Rucio dataset that exists in the sandbox (repeatable)")
     p.add_argument("--sites", metavar="JSON", help="schedconfig-like {queue: {field: value}} to serve instead of the default")
     p.add_argument("--no-proxy", action="store_true", help="do not create a test x509 proxy")
+    p.add_argument("--auth", choices=["oidc", "x509_no_grid"], default="oidc",
+                   help="how panda-client authenticates (default oidc, with a token the sandbox issues; "
+                        "pbook does not work under x509_no_grid)")
     p.add_argument("--env-file", help="also write the export lines to this file")
     args = p.parse_args(argv)
+    try:
+        sites = json.loads(Path(args.sites).read_text()) if args.sites else None
+    except (OSError, ValueError) as exc:
+        p.error(f"--sites {args.sites}: {exc.__class__.__name__}: {str(exc)[:200]}")
+    if sites is not None and not (isinstance(sites, dict) and all(isinstance(v, dict) for v in sites.values())):
+        p.error(f"--sites {args.sites}: a JSON object {{queue: {{field: value}}}} is needed")
 
     state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="hpogrid-gridsim-"))
     state.mkdir(parents=True, exist_ok=True)
@@ -554,14 +646,15 @@ def main(argv: list[str] | None = None) -> int:
         (state / sub).mkdir(exist_ok=True)
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     datasets = dict(parse_dataset(d) for d in args.dataset)
-    sites = json.loads(Path(args.sites).read_text()) if args.sites else None
     sim = Simulation(state, nickname=args.nickname, datasets=datasets, sites=sites)
     app = GridSim(sim)
     server = make_server("127.0.0.1", args.port, app, threaded=True)
     port = server.server_port
+    sim.base_url = f"http://127.0.0.1:{port}"
     proxy = None if args.no_proxy else make_test_proxy(state / "x509up_gridsim")
+    token = make_token(state / "panda" / "id_token", args.nickname) if args.auth == "oidc" else None
     _write_rucio_cfg(state, port, args.nickname, proxy)
-    lines = env_lines(port, state, args.nickname, proxy)
+    lines = env_lines(port, state, args.nickname, proxy, token)
     text = "\n".join(lines) + "\n"
     if args.env_file:
         Path(args.env_file).write_text(text)

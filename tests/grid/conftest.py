@@ -36,10 +36,14 @@ def gridsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     """A running sandbox: ``{"env": {...}, "url": ..., "state": Path, "proc": Popen}``."""
     state = tmp_path_factory.mktemp("gridsim")
     env_file = state / "env.sh"
+    files = state / "dataset_files"  # the training dataset's files, staged into the jobs that read it
+    files.mkdir()
+    for name in DATASET_FILES:
+        (files / name).write_text(f"content of {name}\n")
     log = open(state / "server.log", "wb")
     proc = subprocess.Popen(
         [installed("hpogrid-gridsim"), "--port", "0", "--state-dir", str(state / "state"), "--env-file", str(env_file),
-         "--nickname", "tester", "--dataset", f"{DATASET}={','.join(DATASET_FILES)}"],
+         "--nickname", "tester", "--dataset", f"{DATASET}={','.join(str(files / n) for n in DATASET_FILES)}"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.time() + 60
@@ -62,6 +66,15 @@ def grid_env(gridsim: dict[str, Any], cli_env: dict[str, str]) -> dict[str, str]
     env = {k: v for k, v in cli_env.items() if not k.startswith(("PANDA_", "IDDS_", "RUCIO_", "X509_", "OIDC_"))}
     env.update(gridsim["env"])
     return env
+
+
+def client(name: str, *args: str, env: dict[str, str], cwd: Path | None = None,
+           timeout: float = 120) -> subprocess.CompletedProcess:
+    """One of the grid's own commands (panda-client's ``phpo``/``prun``/``pbook``, ``rucio``) as a
+    user types it, with the sandbox's settings; stdout and stderr together (pbook logs to both)."""
+    env = {**env, "PATH": f"{Path(installed('hpogrid')).parent}:{env.get('PATH', '/usr/bin:/bin')}"}
+    return subprocess.run([installed(name), *args], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
 def hpogrid(*args: str, env: dict[str, str], timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
@@ -124,6 +137,12 @@ def task_id(text: str) -> int:
     return int(m.group(1))
 
 
+def quiet_log(gridsim: dict[str, Any]) -> str:
+    """The server's log without the test's own polling of ``/_gridsim/state``."""
+    return "".join(line for line in Path(gridsim["log"]).read_text().splitlines(keepends=True)
+                   if "/_gridsim/state" not in line)
+
+
 def wait_task(gridsim: dict[str, Any], tid: int, states: tuple[str, ...], timeout: float = 150) -> dict[str, Any]:
     deadline = time.time() + timeout
     row: dict[str, Any] = {}
@@ -135,6 +154,6 @@ def wait_task(gridsim: dict[str, Any], tid: int, states: tuple[str, ...], timeou
                 return row
         time.sleep(0.5)
     raise AssertionError(f"task {tid} did not reach {states} in {timeout} s; last: {row}; "
-                         f"server log:\n{Path(gridsim['log']).read_text()[-3000:]}")
+                         f"server log:\n{quiet_log(gridsim)[-3000:]}")
 
 

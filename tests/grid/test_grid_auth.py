@@ -60,6 +60,10 @@ def test_cli_refuses_before_sending(case: str, grid_env: dict[str, str], gridsim
     env = dict(grid_env)
     make_project(env, f"auth_{case}", script="simple_objective.py", model="simple_objective", space=SPACE_1)
     secret = None
+    if case.endswith("_proxy"):  # a grid user of x509 (the sandbox's default is its own OIDC token)
+        for key in ("OIDC_AUTH_TOKEN_FILE", "PANDA_AUTH_VO"):
+            env.pop(key, None)
+        env["PANDA_AUTH"] = "x509_no_grid"
     if case == "missing_proxy":
         env["X509_USER_PROXY"] = str(tmp_path / "no-proxy-here")
     elif case == "expired_proxy":
