@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._campaign import (campaign_fields, check_resumable, create_campaign, driver_alive, kill_campaign,
-                        project_dir_of, spawn_detached)
+                        project_dir_of, run_plan, spawn_detached)
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, ProcessRunner
 from ._loop import DEFAULTS, NOT_RETRIED, Engine, EngineSettings, Outcome, Progress, judge
 from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, RoundEnd, WarmSteering
@@ -25,7 +25,7 @@ __all__ = [
     "Engine", "EngineSettings", "Progress", "Outcome", "judge", "DEFAULTS", "NOT_RETRIED",
     "BaseJobRunner", "ForkServerRunner", "ProcessRunner", "RayRunner", "Job", "JobExit",
     "BaseSteering", "WarmSteering", "CommandSteering", "RoundEnd", "IN_FILE", "OUT_FILE",
-    "create_campaign", "campaign_fields", "check_resumable", "driver_alive", "kill_campaign", "project_dir_of",
+    "create_campaign", "campaign_fields", "run_plan", "check_resumable", "driver_alive", "kill_campaign", "project_dir_of",
     "spawn_detached",
 ]
 
