@@ -19,6 +19,7 @@ from ._campaign import (campaign_fields, check_resumable, create_campaign, drive
                         project_dir_of, run_plan, spawn_detached)
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, ProcessRunner
 from ._loop import DEFAULTS, NOT_RETRIED, Engine, EngineSettings, Outcome, Progress, judge
+from ._progress import failure_lines
 from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, RoundEnd, WarmSteering
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
     "BaseJobRunner", "ForkServerRunner", "ProcessRunner", "RayRunner", "Job", "JobExit",
     "BaseSteering", "WarmSteering", "CommandSteering", "RoundEnd", "IN_FILE", "OUT_FILE",
     "create_campaign", "campaign_fields", "run_plan", "check_resumable", "driver_alive", "kill_campaign", "project_dir_of",
-    "spawn_detached",
+    "spawn_detached", "failure_lines",
 ]
 
 
