@@ -1,0 +1,105 @@
+"""The pre-flight and run plan (client/preflight.py), stop presets, failure grouping: unit tests."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from hpogrid.client import configs, projects
+from hpogrid.client.engine import Progress, failure_lines
+from hpogrid.client.errors import ConfigError
+from hpogrid.client.preflight import PreflightError, check_script, check_seconds, plan_run
+
+SCRIPT = "def train(config, reporter):\n    reporter(loss=config['x'])\n"
+SPACE = {"x": {"method": "uniform", "dimension": {"low": 0, "high": 1}}}
+
+
+def _project(tmp_path: Path, name: str = "p", script: str = SCRIPT, model: str = "train", **hpo) -> str:
+    (tmp_path / "train.py").write_text(script)
+    projects.create(name, scripts_path=tmp_path / "train.py", model_config={"script": "train.py", "model": model},
+                    search_space=SPACE, hpo_config={"metric": "loss", "mode": "min", **hpo}, grid_config={})
+    return name
+
+
+@pytest.mark.parametrize("value, ok", [
+    (None, True), (1, True), (0.5, True), ("30", True),
+    (0, False), (-1, False), (math.inf, False), (math.nan, False), ("inf", False), ("abc", False), (True, False),
+])
+def test_check_seconds(value, ok) -> None:
+    if ok:
+        assert check_seconds(value) == (None if value is None else float(value))
+    else:
+        with pytest.raises(PreflightError, match="must be a finite number of seconds > 0"):
+            check_seconds(value)
+
+
+def test_stop_presets_and_default() -> None:
+    assert configs.validate("hpo", {})["stop"] == {}
+    assert configs.validate("hpo", {"stop": "1.x"})["stop"] == {"training_iteration": 1}
+    assert configs.validate("hpo", {"stop": "none"})["stop"] == {}
+    assert configs.validate("hpo", {"stop": "null"})["stop"] == {}
+    with pytest.raises(ConfigError, match="stop must be a JSON object .* or one of none, 1.x, got 'forever'"):
+        configs.validate("hpo", {"stop": "forever"})
+    assert configs.validate("hpo", {})["max_failures"] == configs.DEFAULT_MAX_FAILURES == 10
+    with pytest.raises(ConfigError, match="max_failures >= 0 must hold"):
+        configs.validate("hpo", {"max_failures": -1})
+
+
+def test_plan_applies_overrides_and_draws_fresh_seeds(tmp_path) -> None:
+    _project(tmp_path)
+    a = plan_run("p", {"num_trials": "5", "stop": '{"training_iteration": 3}', "algorithm": None},
+                 backend="embedded", script=False)
+    b = plan_run("p", {}, backend="embedded", script=False)
+    assert a.hpo["num_trials"] == 5 and a.hpo["stop"] == {"training_iteration": 3}
+    assert a.overrides == {"num_trials": 5, "stop": {"training_iteration": 3}}
+    assert a.seed_drawn and b.seed_drawn and a.seed != b.seed and a.hpo["seed"] == a.seed
+    assert projects.load("p")["hpo_config"]["num_trials"] == 100  # the project is not changed
+    given = plan_run("p", {}, backend="embedded", script=False, seed=7)
+    assert (given.seed, given.seed_drawn, given.overrides) == (7, False, {"seed": 7})
+    assert given.settings()["seed"] == 7 and given.settings()["max_failures"] == 10
+
+
+def test_plan_refuses(tmp_path) -> None:
+    _project(tmp_path)
+    with pytest.raises(ConfigError, match="num_trials >= 1 must hold"):
+        plan_run("p", {"num_trials": 0}, backend="embedded", script=False)
+    with pytest.raises(PreflightError, match="cannot override \\['metric'\\]"):
+        plan_run("p", {"metric": "acc"}, backend="embedded", script=False)
+    with pytest.raises(PreflightError, match="Ray Tune's own searcher, for `hpogrid local_run` only"):
+        plan_run("p", {"algorithm": "ray:hyperopt"}, backend="embedded", script=False)
+    assert plan_run("p", {"algorithm": "ray:hyperopt"}, backend="local_run", script=False).hpo["algorithm"] == "ray:hyperopt"
+    with pytest.raises(PreflightError, match="timeout must be a finite number"):
+        plan_run("p", {}, backend="embedded", timeout=float("inf"), script=False)
+
+
+def test_check_script_in_a_subprocess(tmp_path) -> None:
+    _project(tmp_path, "good")
+    assert check_script(projects.path("good")) == "function_reporter"
+    (tmp_path / "bad").mkdir()
+    _project(tmp_path / "bad", "bad", model="trian")
+    with pytest.raises(PreflightError) as err:
+        check_script(projects.path("bad"))
+    assert str(err.value) == ("pre-flight: training script train.py has no function or class named 'trian'; "
+                              "it defines: train")
+    (tmp_path / "slow").mkdir()
+    _project(tmp_path / "slow", "slow", script="import time\ntime.sleep(60)\n" + SCRIPT)
+    with pytest.raises(PreflightError, match="took longer than 1 s"):
+        check_script(projects.path("slow"), timeout=1)
+
+
+def test_failures_grouped_by_reason() -> None:
+    p = Progress("3", 10)
+    for message in ["METRIC_MISSING: no loss", "boom  x", "METRIC_MISSING: no loss", None]:
+        p.count_failure(message)
+    assert p.failure_reasons == {"METRIC_MISSING: no loss": 2, "boom x": 1, "no reason recorded": 1}
+    assert failure_lines(p.failure_reasons) == [
+        "failures by reason (4 failed points):",
+        "     2 x METRIC_MISSING: no loss",
+        "     1 x boom x",
+        "     1 x no reason recorded",
+    ]
+    lines = failure_lines({f"r{i}": 1 for i in range(7)}, limit=5)
+    assert len(lines) == 7 and lines[-1].startswith("     2 x 2 other reason(s)")
+    assert failure_lines({}) == []
