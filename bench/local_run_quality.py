@@ -41,6 +41,26 @@ def hpogrid(args: list[str], env: dict[str, str]) -> str:
     return proc.stdout
 
 
+def wait_for_head(head: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the head's GCS server and raylet (in its process group) are up, then a little more."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if head.poll() is not None:
+            raise SystemExit("ray start --head exited")
+        names = ""
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and os.getpgid(int(proc.name)) == head.pid:
+                    names += (proc / "cmdline").read_bytes().decode(errors="replace")
+            except (OSError, ProcessLookupError):
+                continue
+        if "raylet" in names and "gcs_server" in names:
+            time.sleep(5)
+            return
+        time.sleep(1)
+    raise SystemExit("the Ray head did not start")
+
+
 def best_of_latest(home: Path) -> float:
     stores = sorted((home / "projects" / "ex1" / "campaigns").glob("*/store.db"), key=lambda p: int(p.parent.name))
     with sqlite3.connect(stores[-1]) as db:
@@ -68,16 +88,25 @@ def main() -> int:
     ap.add_argument("--concurrent", type=int, default=3)
     ap.add_argument("--no-ray-searcher", action="store_true", help="skip Ray's own HyperOptSearch")
     ap.add_argument("--port", type=int, default=18401, help="port of the Ray head this script starts")
+    ap.add_argument("--ray-address", default=None, help="use this running Ray cluster instead of starting one")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory(prefix="hpogrid-bench-") as tmp:
         home = Path(tmp) / "home"
         env = {**os.environ, "HPOGRID_HOME": str(home)}
         env.pop("RAY_ADDRESS", None)
+        if args.ray_address:
+            return run_all(args, seeds, home, {**env, "RAY_ADDRESS": args.ray_address})
         head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", f"--port={args.port}", "--num-cpus=2",
-                                 "--include-dashboard=false", f"--temp-dir={tmp}/ray"], env=env, start_new_session=True,
+                                 "--include-dashboard=false", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
+                                 f"--min-worker-port={args.port + 19}", f"--max-worker-port={args.port + 98}",
+                                 *(f"--{name}-port={args.port + i}" for i, name in enumerate(
+                                     ("node-manager", "object-manager", "dashboard-agent-listen",
+                                      "dashboard-agent-grpc", "runtime-env-agent", "metrics-export"), start=2)),
+                                 f"--temp-dir={tmp}/ray"], env=env, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            wait_for_head(head)
             return run_all(args, seeds, home, {**env, "RAY_ADDRESS": f"127.0.0.1:{args.port}"})
         finally:
             os.killpg(head.pid, signal.SIGTERM)
