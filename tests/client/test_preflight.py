@@ -103,3 +103,27 @@ def test_failures_grouped_by_reason() -> None:
     lines = failure_lines({f"r{i}": 1 for i in range(7)}, limit=5)
     assert len(lines) == 7 and lines[-1].startswith("     2 x 2 other reason(s)")
     assert failure_lines({}) == []
+
+
+def test_displays_show_the_latest_failure() -> None:
+    import io
+
+    from rich.console import Console
+
+    from hpogrid.client.engine._progress import LiveDisplay, status_line, summary_lines
+
+    p = Progress("4", 10, failed=2, seed=99)
+    p.last_failure = "METRIC_MISSING (status 2): no reported result holds the metric 'acc'"
+    p.count_failure(p.last_failure)
+    p.count_failure(p.last_failure)
+    assert status_line(p).endswith("| last failure: METRIC_MISSING (status 2): no reported result holds the metric 'acc'")
+    out = io.StringIO()
+    display = LiveDisplay(console=Console(file=out, force_terminal=True, width=200))
+    display(p)
+    display.close()
+    assert "last failure" in out.getvalue() and "seed 99" in out.getvalue()
+    p.status = "finished"
+    lines = summary_lines(p)
+    assert lines[0].startswith("campaign 4 finished: 0 finished, 2 failed of 10 points in") and lines[0].endswith(", seed 99")
+    assert lines[1:3] == ["failures by reason (2 failed points):",
+                          "     2 x METRIC_MISSING (status 2): no reported result holds the metric 'acc'"]
