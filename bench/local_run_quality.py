@@ -11,7 +11,7 @@ and prints the best loss of each as a table (target: -15 or better on 5 seeds ou
     .venv/bin/python bench/local_run_quality.py [--trials 200] [--seeds 1,2,3,4,5] [--concurrent 3] [--ray-address A]
 
 Each local_run starts its own private Ray instance (2 CPUs) unless ``--ray-address`` names a running
-cluster; a run whose Ray instance did not start in time (a loaded machine) is tried again, up to 3 times.
+cluster; a run whose Ray instance did not start in time (a loaded machine) is tried again, up to 10 times.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ SPACE = {"height": {"method": "uniform", "dimension": {"low": -100, "high": 100}
          "width": {"method": "uniform", "dimension": {"low": 0, "high": 20}}}
 
 
-def hpogrid(args: list[str], env: dict[str, str], tries: int = 3) -> str:
+def hpogrid(args: list[str], env: dict[str, str], tries: int = 10) -> str:
     for _ in range(tries):
         proc = subprocess.run([str(BIN / "hpogrid"), *args], env=env, capture_output=True, text=True)
         if proc.returncode == 0:
