@@ -447,9 +447,10 @@ def local_run(
     """
     from hpogrid.steering.errors import SteeringError
 
-    from .preflight import plan_run
+    from .preflight import check_script, plan_run
 
-    plan = plan_run(project_name, overrides, backend="local_run")  # the pre-flight: nothing written on failure
+    # the pre-flight, nothing written on failure: cheap checks first, the script's subprocess check below
+    plan = plan_run(project_name, overrides, backend="local_run", script=False)
     project = plan.project
     hpo = dict(plan.hpo)
     try:
@@ -476,6 +477,7 @@ def local_run(
     mapper = make_config_mapper(space, unit)
     scripts = projects.scripts_dir(project_name)
     workdir = os.getcwd()
+    check_script(projects.path(project_name))  # before this process imports the script itself
     trainable, style, module = _trainable(project, scripts, mapper, workdir)
     if not stop and style.startswith("trainable"):
         stop = {"training_iteration": 1}  # as hpogrid-evaluate: a Trainable class never returns by itself
