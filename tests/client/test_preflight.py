@@ -127,3 +127,40 @@ def test_displays_show_the_latest_failure() -> None:
     assert lines[0].startswith("campaign 4 finished: 0 finished, 2 failed of 10 points in") and lines[0].endswith(", seed 99")
     assert lines[1:3] == ["failures by reason (2 failed points):",
                           "     2 x METRIC_MISSING (status 2): no reported result holds the metric 'acc'"]
+
+
+def test_local_run_stops_after_max_failures_trials_in_a_row(tmp_path) -> None:
+    """The recorder (a Ray Tune callback) and the run's Stopper, with real Ray Trial objects and store."""
+    from ray.tune.experiment import Trial
+
+    from hpogrid.client import campaigns
+    from hpogrid.client.local_run import _recorder, _stopper, make_config_mapper
+    from hpogrid.steering.space import SearchSpace
+
+    _project(tmp_path)
+    store = campaigns.new("p", "local_run", metric="loss", mode="min", max_points=10)
+    space = SearchSpace.parse(SPACE)
+    said: list[str] = []
+    recorder = _recorder(store, space, make_config_mapper(space, set()), "loss", "min", 10, said.append)
+    recorder.max_failures = 2
+    stopper = _stopper({"training_iteration": 3}, recorder)
+    assert stopper("t", {"training_iteration": 2}) is False and stopper("t", {"training_iteration": 3}) is True
+    assert _stopper({}, recorder)("t", {"training_iteration": 100}) is False  # no stop: run to the end
+
+    def trial(i: int, results: list[dict]) -> None:
+        t = Trial("f", config={"x": i / 10}, trial_id=f"t{i}", stub=True)
+        recorder.on_trial_start(0, [], t)
+        for r in results:
+            recorder.on_trial_result(0, [], t, r)
+        recorder.on_trial_complete(0, [], t)
+
+    trial(1, [{"acc": 1}])  # no 'loss': failed
+    assert not stopper.stop_all()
+    trial(2, [{"loss": 0.5}])  # a result: the count starts again
+    trial(3, [{"acc": 1}])
+    assert not stopper.stop_all()
+    trial(4, [])
+    assert stopper.stop_all()
+    assert recorder.stopped_because.startswith("stopped after 2 trials failed in a row (max_failures 2); last reason: "
+                                               "the training reported no result")
+    assert [p["state"] for p in store.points()] == ["failed", "finished", "failed", "failed"]
