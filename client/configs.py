@@ -25,6 +25,9 @@ __all__ = [
     "ALGORITHMS",
     "SCHEDULERS",
     "BACKENDS",
+    "RAY_ALGORITHMS",
+    "STOP_PRESETS",
+    "DEFAULT_MAX_FAILURES",
     "DEFAULT_EVALUATION_CONTAINER",
     "DEFAULT_STEERING_CONTAINER",
     "Field",
@@ -42,7 +45,15 @@ __all__ = [
 ]
 
 KINDS = ("hpo", "grid", "model", "search_space")
-ALGORITHMS = ("random", "grid", "tune", "hyperopt", "bayesian", "skopt", "optuna", "nevergrad", "ax", "bohb")
+STEERING_ALGORITHMS = ("random", "grid", "tune", "hyperopt", "bayesian", "skopt", "optuna", "nevergrad", "ax", "bohb")
+#: Ray Tune's own searchers, by name, for ``local_run`` only (the steering does not know them).
+RAY_ALGORITHMS = ("ray:hyperopt", "ray:optuna", "ray:nevergrad", "ray:bohb")
+ALGORITHMS = STEERING_ALGORITHMS + RAY_ALGORITHMS
+#: ``stop`` by name: ``none`` (the default: a training runs until it returns, as under Ray Tune) and
+#: ``1.x`` (hpogrid 1.x's default, one training iteration), for 1.x configs that relied on it.
+STOP_PRESETS: dict[str, dict[str, Any]] = {"none": {}, "1.x": {"training_iteration": 1}}
+#: A campaign stops (failed) after this many points failed in a row (0: never); see README.
+DEFAULT_MAX_FAILURES = 10
 SCHEDULERS = ("asynchyperband", "bohbhyperband", "pbt", "fifo")
 BACKENDS = ("embedded", "ray", "panda", "idds")
 # Images built from deploy/ (pinned tags, never :latest: a campaign must be reproducible).
@@ -166,6 +177,11 @@ def _script(value: Any) -> str:
 
 
 def _stop(value: Any) -> dict[str, Any]:
+    if isinstance(value, str) and value.strip() in STOP_PRESETS:
+        return dict(STOP_PRESETS[value.strip()])
+    if isinstance(value, str) and not value.strip().startswith("{") and value.strip() != "null":
+        raise ConfigError(f"stop must be a JSON object like '{{\"training_iteration\": 5}}' or one of "
+                          f"{', '.join(STOP_PRESETS)}, got {value[:80]!r}")
     value = _json_object("stop")(value)
     for key, limit in value.items():
         if not isinstance(limit, (int, float)) or isinstance(limit, bool) or not math.isfinite(limit):
@@ -197,10 +213,14 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("max_concurrent", 3, _int_at_least("max_concurrent", 1), "evaluations running at once", "-c"),
         Field("log_dir", "./log", _text("log_dir", True), "logging directory", "-l"),
         Field("verbose", False, _bool("verbose"), "verbose output", "-v", flag=True),
-        Field("stop", {"training_iteration": 1}, _stop, "stopping criteria (JSON)"),
+        Field("stop", {}, _stop, "stopping criteria (JSON, e.g. '{\"training_iteration\": 5}'); default none: "
+              "a training runs until it returns; '1.x' = hpogrid 1.x's default {\"training_iteration\": 1}"),
         Field("scheduler_param", {}, _json_object("scheduler_param"), "extra scheduler parameters (JSON)"),
         Field("algorithm_param", {}, _json_object("algorithm_param"), "extra algorithm parameters (JSON)"),
-        Field("seed", None, _optional_int("seed"), "random seed (reproducible proposals)"),
+        Field("seed", None, _optional_int("seed"), "random seed (reproducible proposals) [default: a fresh one "
+              "per campaign, stored and shown]"),
+        Field("max_failures", DEFAULT_MAX_FAILURES, _int_at_least("max_failures", 0),
+              "stop a campaign after this many points failed in a row (0: never)"),
     ),
     "grid": (
         Field("site", DEFAULT_SITES, _sites, "grid site(s), comma-separated", "-s"),

@@ -1,9 +1,12 @@
 """``hpogrid local_run``: run a project's whole search on this machine (or a Ray cluster) with Ray Tune.
 
-The project's hpo_config decides everything: the algorithm (Ray Tune's own searcher where it has
-one that works, else hpogrid's steering algorithm wrapped as a Ray Tune ``Searcher``), the scheduler
-(with ``scheduler_param``), ``num_trials``, ``max_concurrent``, ``stop``, ``log_dir``, ``verbose``,
-``seed``. The training script is adapted exactly as ``hpogrid-evaluate`` adapts it
+The project's hpo_config decides everything (per-run overrides: ``--algorithm``, ``--num_trials``,
+``--max_concurrent``, ``--seed``, ``--stop``, ``--max_failures``): the algorithm (hpogrid's steering
+algorithm wrapped as a Ray Tune ``Searcher``, the same as ``submit_idds`` runs; Ray Tune's own
+searchers by the names ``ray:hyperopt``, ``ray:optuna``, ``ray:nevergrad``, ``ray:bohb``), the
+scheduler (with ``scheduler_param``), ``num_trials``, ``max_concurrent``, ``stop`` (none: each
+training runs until it returns), ``max_failures``, ``log_dir``, ``verbose``, ``seed`` (a fresh one,
+stored and shown, when none is given). The pre-flight of :mod:`hpogrid.client.preflight` runs first. The training script is adapted exactly as ``hpogrid-evaluate`` adapts it
 (:mod:`hpogrid.evaluator.adapters`), so the five script styles behave the same in both.
 
 Each trial is recorded in a new campaign of the project (backend ``local_run``) as a point:
@@ -16,14 +19,16 @@ algorithm          searcher                                     schedulers it co
 random             BasicVariantGenerator (grid dims sampled)    fifo, asynchyperband, pbt
 tune               BasicVariantGenerator (grid repeated)        fifo, asynchyperband, pbt
 grid               BasicVariantGenerator (each combination)     fifo, asynchyperband, pbt
-hyperopt           ray.tune.search.hyperopt.HyperOptSearch      fifo, asynchyperband
-optuna             ray.tune.search.optuna.OptunaSearch          fifo, asynchyperband
-nevergrad          ray.tune.search.nevergrad.NevergradSearch    fifo, asynchyperband
-bohb               ray.tune.search.bohb.TuneBOHB                fifo, asynchyperband, bohbhyperband
-bayesian, skopt,   hpogrid.steering's algorithm as a Searcher   fifo, asynchyperband
+hyperopt, optuna,  hpogrid.steering's algorithm as a Searcher   fifo, asynchyperband
+nevergrad, bohb,
+bayesian, skopt,
 ax
+ray:hyperopt       ray.tune.search.hyperopt.HyperOptSearch      fifo, asynchyperband
+ray:optuna         ray.tune.search.optuna.OptunaSearch          fifo, asynchyperband
+ray:nevergrad      ray.tune.search.nevergrad.NevergradSearch    fifo, asynchyperband
+ray:bohb           ray.tune.search.bohb.TuneBOHB                fifo, asynchyperband, bohbhyperband
 =================  ===========================================  =====================================
-``bohbhyperband`` needs ``bohb``; ``pbt`` needs random/tune/grid (it mutates running trials instead
+``bohbhyperband`` needs ``ray:bohb`` (``bohb`` with it means ``ray:bohb``); ``pbt`` needs random/tune/grid (it mutates running trials instead
 of asking a searcher) and a ``stop`` longer than one perturbation interval.
 """
 
@@ -48,12 +53,12 @@ from .errors import CampaignError, ConfigError, HpogridError
 __all__ = ["local_run", "LocalRunResult", "check_combination", "RAY_SEARCHERS", "STEERING_SEARCHERS", "SCHEDULER_RULES"]
 
 VARIANT_ALGORITHMS = ("random", "tune", "grid")
-RAY_SEARCHERS = ("hyperopt", "optuna", "nevergrad", "bohb")
-STEERING_SEARCHERS = ("bayesian", "skopt", "ax")
+RAY_SEARCHERS = ("ray:hyperopt", "ray:optuna", "ray:nevergrad", "ray:bohb")
+STEERING_SEARCHERS = ("hyperopt", "optuna", "nevergrad", "bohb", "bayesian", "skopt", "ax")
 SCHEDULER_RULES: dict[str, tuple[str, ...]] = {
     "fifo": VARIANT_ALGORITHMS + RAY_SEARCHERS + STEERING_SEARCHERS,
     "asynchyperband": VARIANT_ALGORITHMS + RAY_SEARCHERS + STEERING_SEARCHERS,
-    "bohbhyperband": ("bohb",),
+    "bohbhyperband": ("ray:bohb", "bohb"),
     "pbt": VARIANT_ALGORITHMS,
 }
 _RAY_LOG_NAME = "ray-stderr.log"
@@ -72,6 +77,9 @@ class LocalRunResult:
     seconds: float
     log_dir: Path
     counts: dict[str, int] = field(default_factory=dict)
+    seed: int | None = None
+    status: str = "finished"
+    message: str | None = None
 
 
 # ---- checks ------------------------------------------------------------------------------------
@@ -85,7 +93,7 @@ def check_combination(hpo: Mapping[str, Any], space: SearchSpace) -> None:
         raise ConfigError(f"unknown scheduler {scheduler!r}; valid: {', '.join(SCHEDULER_RULES)}")
     if algorithm not in SCHEDULER_RULES[scheduler]:
         if scheduler == "bohbhyperband":
-            raise ConfigError(f"scheduler 'bohbhyperband' works with algorithm 'bohb' only, not {algorithm!r}")
+            raise ConfigError(f"scheduler 'bohbhyperband' works with algorithm 'ray:bohb' (or 'bohb') only, not {algorithm!r}")
         raise ConfigError(
             f"scheduler 'pbt' mutates running trials instead of asking a searcher: it works with algorithm "
             f"random, tune or grid, not {algorithm!r}"
@@ -236,6 +244,8 @@ def make_search_alg(hpo: Mapping[str, Any], space: SearchSpace, metric: str, mod
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
     algorithm = hpo.get("algorithm", "random")
+    if algorithm == "bohb" and hpo.get("scheduler") == "bohbhyperband":
+        algorithm = "ray:bohb"  # HyperBandForBOHB talks to Ray's TuneBOHB only
     params = dict(hpo.get("algorithm_param") or {})
     seed = hpo.get("seed")
     limit = int(hpo.get("max_concurrent") or 1)
@@ -251,6 +261,7 @@ def make_search_alg(hpo: Mapping[str, Any], space: SearchSpace, metric: str, mod
         searcher = steering_searcher(space, algorithm, params, seed, metric, mode, num_trials)
         return ConcurrencyLimiter(searcher, max_concurrent=limit), {}, set(), num_trials
     param_space, unit = ray_param_space(space, grid=False)
+    algorithm = algorithm.split(":", 1)[1]  # ray:NAME -> Ray Tune's own searcher NAME
     try:
         if algorithm == "hyperopt":
             from ray.tune.search.hyperopt import HyperOptSearch
@@ -425,17 +436,23 @@ def local_run(
     gpus_per_trial: float = 0.0,
     num_cpus: int | None = None,
     echo: Callable[[str], None] = print,
+    overrides: Mapping[str, Any] | None = None,
 ) -> LocalRunResult:
     """Run the search of ``project_name`` with Ray Tune and record it as a ``local_run`` campaign.
 
     ``ray_address`` (else ``$RAY_ADDRESS``) joins an existing Ray cluster; without it a private Ray
     instance is started (``num_cpus`` CPUs, default all) and stopped. ``verbose`` (default: the
     hpo_config's) shows Ray's own output; otherwise it goes to ``<log_dir>/ray-stderr.log``.
+    ``overrides``: hpo_config fields for this run only (:data:`hpogrid.client.preflight.OVERRIDABLE`).
     """
     from hpogrid.steering.errors import SteeringError
 
-    project = projects.load(project_name)
-    hpo = dict(project["hpo_config"])
+    from .preflight import check_script, plan_run
+
+    # the pre-flight, nothing written on failure: cheap checks first, the script's subprocess check below
+    plan = plan_run(project_name, overrides, backend="local_run", script=False)
+    project = plan.project
+    hpo = dict(plan.hpo)
     try:
         space = SearchSpace.parse(project["search_space"])
     except SteeringError as exc:
@@ -460,13 +477,17 @@ def local_run(
     mapper = make_config_mapper(space, unit)
     scripts = projects.scripts_dir(project_name)
     workdir = os.getcwd()
+    check_script(projects.path(project_name))  # before this process imports the script itself
     trainable, style, module = _trainable(project, scripts, mapper, workdir)
+    if not stop and style.startswith("trainable"):
+        stop = {"training_iteration": 1}  # as hpogrid-evaluate: a Trainable class never returns by itself
+        echo("note: a Trainable class without `stop` runs one iteration (set --stop to train longer)")
 
     store = campaigns.new(
         project_name, "local_run", algorithm=hpo.get("algorithm"), metric=metric, mode=mode, max_points=num_trials,
         max_concurrent=int(hpo.get("max_concurrent") or 1), pid=os.getpid(),
-        settings={"scheduler": hpo.get("scheduler"), "stop": stop, "style": style, "ray_address": address,
-                  "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial},
+        settings={**plan.settings(), "scheduler": hpo.get("scheduler"), "stop": stop, "style": style,
+                  "ray_address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial},
     )
     campaign = store.campaign()
     campaign_dir = store.path.parent
@@ -477,16 +498,21 @@ def local_run(
     store.update_campaign(status="running", started=started)
     echo(f"local_run {project_name}: campaign {campaign['id']}, algorithm {hpo.get('algorithm')}, "
          f"scheduler {hpo.get('scheduler')}, {num_trials} trials, {hpo.get('max_concurrent')} at once, "
-         f"stop {stop}" + (f", Ray at {address}" if address else ""))
+         f"stop {stop or 'none (each training runs until it returns)'}, seed {plan.seed}"
+         + (f", Ray at {address}" if address else ""))
     if hpo.get("algorithm") == "tune" and num_samples * max(1, len(space.grid_combinations()) if space.grid_dims else 1) > num_trials:
         echo(f"note: algorithm 'tune' repeats the whole grid: {num_samples} x {len(space.grid_combinations())} trials")
     recorder = _recorder(store, space, mapper, metric, mode, num_trials, echo)
+    recorder.max_failures = int(hpo.get("max_failures") or 0)
     status, message = "failed", ""
     try:
         with _quiet(log_dir / _RAY_LOG_NAME, enabled=not verbose):
             _fit(trainable, module, scripts, param_space, param, search_alg, scheduler, metric, mode, num_samples,
-                 stop, log_dir, verbose, address, num_cpus, cpus_per_trial, gpus_per_trial, recorder)
+                 _stopper(stop, recorder), log_dir, verbose, address, num_cpus, cpus_per_trial, gpus_per_trial,
+                 recorder)
         status = "finished"
+        if recorder.stopped_because:
+            status, message = "failed", recorder.stopped_because
     except KeyboardInterrupt:
         status, message = "interrupted", "interrupted by the user"
         raise
@@ -502,14 +528,31 @@ def local_run(
         counts = store.counts()
         store.close()
     result = LocalRunResult(str(campaign["id"]), campaign_dir, metric, mode, points, best, time.time() - started,
-                            log_dir, counts)
+                            log_dir, counts, seed=plan.seed, status=status, message=message or None)
     for line in summary_lines(result, space.names):
         echo(line)
     return result
 
 
+def _stopper(stop: Mapping[str, float], recorder: "_Recorder") -> Any:
+    """Ray Tune's stop rule for the run: the ``stop`` criteria per trial (Ray's dict rule, any
+    ``result[key] >= value``), and the whole run once ``max_failures`` trials failed in a row."""
+    from ray.tune.stopper import Stopper
+
+    from hpogrid.evaluator.runner import stop_reached
+
+    class CampaignStopper(Stopper):
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return bool(stop) and stop_reached(result, stop)
+
+        def stop_all(self) -> bool:
+            return recorder.stopped_because is not None
+
+    return CampaignStopper()
+
+
 def _fit(trainable: type, module: Any, scripts: Path, param_space: dict, param: dict, search_alg: Any, scheduler: Any,
-         metric: str, mode: str, num_samples: int, stop: dict, log_dir: Path, verbose: bool, address: str | None,
+         metric: str, mode: str, num_samples: int, stop: Any, log_dir: Path, verbose: bool, address: str | None,
          num_cpus: int | None, cpus: float, gpus: float, recorder: "_Recorder") -> None:
     import logging
 
@@ -556,7 +599,7 @@ def _fit(trainable: type, module: Any, scripts: Path, param_space: dict, param: 
             param_space={**param, **param_space},
             tune_config=tune.TuneConfig(metric=metric, mode=mode, search_alg=search_alg, scheduler=scheduler,
                                         num_samples=num_samples, reuse_actors=True),
-            run_config=tune.RunConfig(name="local_run", storage_path=str(log_dir), stop=stop or None,
+            run_config=tune.RunConfig(name="local_run", storage_path=str(log_dir), stop=stop,
                                       verbose=1 if verbose else 0, callbacks=[recorder],
                                       failure_config=tune.FailureConfig(max_failures=0)),
         )
@@ -595,6 +638,9 @@ class _Recorder:
         self.done = 0
         self.best: float | None = None
         self.host = os.uname().nodename
+        self.max_failures = 0
+        self.failed_in_a_row = 0
+        self.stopped_because: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Ray pickles the run config (callbacks included) for its experiment state; the store
@@ -640,16 +686,22 @@ class _Recorder:
             metric = loss if self.mode == "min" else -loss
             self.store.finish_point(pid, loss=loss, metric=metric, reports=records, host=self.host)
             self.best = loss if self.best is None else min(self.best, loss)
+            self.failed_in_a_row = 0
             self._progress(trial, f"{self.metric}={_fmt(metric)}")
         else:
-            self.store.fail_point(pid, message, reports=records, host=self.host)
-            self._progress(trial, f"failed: {message}")
+            self._failed(trial, pid, message, records)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         pid = self._pid(trial)
-        message = _trial_error(trial)
-        self.store.fail_point(pid, message, reports=self.records[trial.trial_id][-500:], host=self.host)
+        self._failed(trial, pid, _trial_error(trial), self.records[trial.trial_id][-500:])
+
+    def _failed(self, trial: Any, pid: int, message: str, records: list) -> None:
+        self.store.fail_point(pid, message, reports=records, host=self.host)
         self._progress(trial, f"failed: {message}")
+        self.failed_in_a_row += 1
+        if self.max_failures and self.failed_in_a_row >= self.max_failures and self.stopped_because is None:
+            self.stopped_because = (f"stopped after {self.failed_in_a_row} trials failed in a row (max_failures "
+                                    f"{self.max_failures}); last reason: {message}")
 
     # helpers
     def _pid(self, trial: Any) -> int:
@@ -724,10 +776,19 @@ def summary_lines(result: LocalRunResult, names: list[str], limit: int = 20) -> 
                      _fmt(p["metric"]) if p["metric"] is not None else "-", str(len(p.get("reports") or [])),
                      p["state"] if p["state"] == "finished" else f"{p['state']}: {(p.get('message') or '')[:40]}"])
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
+    from .engine import Progress, failure_lines
+
     stopped = sum(p["state"] == "stopped" for p in failed)  # cut short by the scheduler: not failures
     lines = [f"\n{len(finished)} finished, " + (f"{stopped} stopped early, " if stopped else "")
              + f"{len(failed) - stopped} failed in {result.seconds:.1f} s "
-             f"(campaign {result.campaign_id}; `hpogrid report` shows it again)"]
+             f"(campaign {result.campaign_id}, seed {result.seed}; `hpogrid report` shows it again)"]
+    if result.status != "finished" and result.message:
+        lines.append(f"campaign {result.campaign_id} {result.status}: {result.message}")
+    reasons = Progress(result.campaign_id, 0)
+    for p in failed:
+        if p["state"] != "stopped":
+            reasons.count_failure(p.get("message"))
+    lines += [line.replace("{id}", str(result.campaign_id)) for line in failure_lines(reasons.failure_reasons)]
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]
     if len(rows) > limit:

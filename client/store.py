@@ -262,6 +262,17 @@ class Store:
             (message, time.time(), point_id),
         )
 
+    def reopen_failed(self, message: str) -> list[int]:
+        """``tasks retry`` of an ended campaign: its failed points wait for new attempts (the same
+        points; attempts keep counting, so each new attempt has its own job folder). Returns their ids."""
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            ids = [int(r["id"]) for r in self._conn.execute("SELECT id FROM points WHERE state = 'failed' ORDER BY id")]
+            self._conn.execute(
+                "UPDATE points SET state = 'proposed', loss = NULL, metric = NULL, message = ?, ended = NULL "
+                "WHERE state = 'failed'", (message,))
+        return ids
+
     def requeue_running(self, message: str) -> int:
         """Every running point goes back to proposed (used when a campaign resumes)."""
         cur = self._conn.execute(

@@ -29,7 +29,8 @@ from typing import Any, Callable
 
 from .errors import ScriptError
 
-__all__ = ["load_trainable", "load_script", "adapt", "prepare_ray_environment", "Reporter", "STYLES"]
+__all__ = ["load_trainable", "load_script", "adapt", "check_model", "model_style", "prepare_ray_environment", "Reporter",
+           "STYLES"]
 
 STYLES = ("function_reporter", "function_report", "function_return", "trainable", "trainable_legacy")
 
@@ -105,6 +106,25 @@ def load_trainable(script_path: Path, model: str) -> tuple[type, str]:
     from .preload import preloaded_module
 
     module = preloaded_module(script_path) or load_script(script_path)
+    return adapt(_find_model(module, script_path, model), model)
+
+
+def check_model(script_path: Path, model: str) -> str:
+    """The pre-flight check of a training script: it imports, ``model`` exists and has one of the
+    five styles. Returns the style name; raises :class:`ScriptError` with one line otherwise
+    (an exception of the script's top level included). Imports Ray only if the script does."""
+    prepare_ray_environment()
+    try:
+        module = load_script(script_path)
+    except ScriptError:
+        raise
+    except BaseException as exc:  # the script's own top level: user code, any exception
+        last = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise ScriptError(f"importing training script {Path(script_path).name} failed: {last}") from None
+    return model_style(_find_model(module, script_path, model), model)
+
+
+def _find_model(module: ModuleType, script_path: Path, model: str) -> Any:
     if not hasattr(module, model):
         found = sorted(
             n for n, v in vars(module).items()
@@ -114,7 +134,7 @@ def load_trainable(script_path: Path, model: str) -> tuple[type, str]:
             f"training script {Path(script_path).name} has no function or class named '{model}'"
             + (f"; it defines: {', '.join(found)}" if found else "")
         )
-    return adapt(getattr(module, model), model)
+    return getattr(module, model)
 
 
 class Reporter:
@@ -158,38 +178,50 @@ def _positional(func: Callable[..., Any]) -> list[inspect.Parameter]:
     return [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
 
 
-def adapt(obj: Any, name: str) -> tuple[type, str]:
-    """Adapt a user function or Trainable class to a Ray Tune trainable class."""
-    _ensure_train_report_compat()
-    from ray.tune import Trainable
-    from ray.tune.trainable.function_trainable import wrap_function
-
+def model_style(obj: Any, name: str) -> str:
+    """Which of the five styles (:data:`STYLES`) ``obj`` has; :class:`ScriptError` if none. The one
+    rule for both :func:`adapt` and the pre-flight :func:`check_model` (no Ray import of its own: a
+    Trainable subclass means the script imported ``ray.tune`` already)."""
     if inspect.isclass(obj):
-        if not issubclass(obj, Trainable):
+        tune = sys.modules.get("ray.tune")
+        trainable = getattr(tune, "Trainable", None) if tune is not None else None
+        if trainable is None or not issubclass(obj, trainable):
             raise ScriptError(f"'{name}' is a class but not a ray.tune.Trainable subclass")
-        if _is_legacy(obj):
-            return _legacy_trainable(obj), "trainable_legacy"
-        return obj, "trainable"
+        return "trainable_legacy" if _is_legacy(obj) else "trainable"
     if not callable(obj):
         raise ScriptError(f"'{name}' is neither a function nor a ray.tune.Trainable subclass (got {type(obj).__name__})")
     required = _positional(obj)
     if len(required) == 0:
         raise ScriptError(f"function '{name}' must take the config dict as first argument: def {name}(config)")
     if len(required) == 1:
-        style = "function_report"
         if not inspect.isgeneratorfunction(obj) and _returns_value(obj):
-            style = "function_return"
-        return wrap_function(obj, name=name), style
+            return "function_return"
+        return "function_report"
     if len(required) == 2:
+        return "function_reporter"
+    raise ScriptError(
+        f"function '{name}' takes {len(required)} required arguments; expected f(config) or f(config, reporter)"
+    )
+
+
+def adapt(obj: Any, name: str) -> tuple[type, str]:
+    """Adapt a user function or Trainable class to a Ray Tune trainable class."""
+    _ensure_train_report_compat()
+    from ray.tune.trainable.function_trainable import wrap_function
+
+    style = model_style(obj, name)
+    if style == "trainable_legacy":
+        return _legacy_trainable(obj), style
+    if style == "trainable":
+        return obj, style
+    if style == "function_reporter":
         def with_reporter(config: dict) -> Any:
             return obj(config, Reporter())
 
         with_reporter.__name__ = getattr(obj, "__name__", name)
         with_reporter.__qualname__ = with_reporter.__name__
-        return wrap_function(with_reporter, name=name), "function_reporter"
-    raise ScriptError(
-        f"function '{name}' takes {len(required)} required arguments; expected f(config) or f(config, reporter)"
-    )
+        return wrap_function(with_reporter, name=name), style
+    return wrap_function(obj, name=name), style
 
 
 def _returns_value(func: Callable[..., Any]) -> bool:

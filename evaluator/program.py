@@ -106,6 +106,8 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = True) -> int:
         args = parser.parse_args(list(argv) if argv is not None else None)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
+    if args.check:
+        return _check(args.project)
     if args.workdir is not None:
         try:
             os.chdir(args.workdir)
@@ -119,6 +121,25 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = True) -> int:
         sys.stderr.flush()
         os._exit(rc)
     return rc
+
+
+def _check(project_option: str | None) -> int:
+    """``--check``: the pre-flight of a project, run before a campaign starts (the client runs it in
+    a subprocess with a time limit, since importing a user's script can be slow or unsafe). Loads
+    project.json, imports the training script and checks that the model has one of the five styles.
+    Prints ``{"style": ...}`` and returns 0, or one line on stderr and :attr:`ExitCode.INPUT_ERROR`."""
+    from .adapters import check_model
+    from .project import load_project, resolve_project_dir
+
+    try:
+        project = load_project(resolve_project_dir(project_option))
+        style = check_model(project.script_path, project.model)
+    except EvaluatorError as exc:
+        _say(_one_line(str(exc)))
+        return ExitCode.INPUT_ERROR
+    sys.stdout.write(json.dumps({"style": style, "script": project.script, "model": project.model}) + "\n")
+    sys.stdout.flush()
+    return ExitCode.EVALUATED
 
 
 # ---- the job ---------------------------------------------------------------------------------------
@@ -543,6 +564,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-save", metavar="PATH", help="keep the latest checkpoint in this folder (for a retried job)")
     p.add_argument("--checkpoint-load", metavar="PATH", help="resume from this checkpoint folder when it exists")
     p.add_argument("--workdir", metavar="DIR", help="job folder to work in (default: the working directory)")
+    p.add_argument("--check", action="store_true",
+                   help="pre-flight only: import the training script, check that the model exists with a supported "
+                        "signature, print {\"style\": ...}; exit 0 if fine, else one line on stderr and exit 1")
     return p
 
 

@@ -28,11 +28,11 @@ class EmbeddedBackend(BaseBackend):
         if options.dry_run:  # what would run, nothing written
             import json
 
-            from .. import projects
-            from ..engine import campaign_fields
+            from ..engine import campaign_fields, run_plan
             from ..engine._commands import evaluation_exec, steering_exec
 
-            fields = campaign_fields(projects.load(project_name), self.name, options)
+            plan = run_plan(project_name, self.name, options)  # the same pre-flight as a real submit
+            fields = campaign_fields(plan.project, self.name, options, plan)
             fields["backend"] = self.name
             fields["steering_exec"] = fields["settings"]["steering_command"] or steering_exec(project_name, local=True)
             fields["evaluation_exec"] = evaluation_exec(project_name, local=True)

@@ -101,7 +101,8 @@ class PandaBackend(BaseBackend):
             started=time.time(),
             settings={"jediTaskID": task_id, "outDS": task.out_ds, "sandbox": uploaded,
                       "steeringExec": task.steering_exec, "evaluationExec": task.evaluation_exec,
-                      "site": task.task_params.get("site") or task.task_params.get("includedSite")},
+                      "site": task.task_params.get("site") or task.task_params.get("includedSite"),
+                      "seed": options.seed if options.seed is not None else hpo.get("seed")},
         )
         self.echo(f"submitted jediTaskID={task_id} (outDS {task.out_ds}); campaign {store.campaign()['id']}")
         return store

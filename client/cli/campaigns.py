@@ -18,13 +18,13 @@ from ..campaigns import parse_range
 from ..backends import available, get_backend
 from ..backends.base import SubmitOptions
 from ..errors import CampaignError, HpogridError, NotFoundError, UsageError
-from ..engine._campaign import driver_alive
+from ..engine._campaign import check_resumable, driver_alive
 from ..store import Store
 
-__all__ = ["commands", "task_rows", "TASK_COLUMNS"]
+__all__ = ["commands", "task_rows", "TASK_COLUMNS", "override_options"]
 
 TASK_COLUMNS = ("jeditaskid", "taskname", "backend", "status", "progress", "done", "failed", "total",
-                "best_metric", "metric", "start", "end", "remote_id", "message")
+                "best_metric", "metric", "start", "end", "remote_id", "message", "seed", "overrides")
 DEFAULT_OUTCOL = ("jeditaskid", "taskname", "backend", "status", "progress", "best_metric", "start", "end")
 
 
@@ -36,6 +36,42 @@ def _stamp(t: float | None) -> str:
 
 def _options(**kw: Any) -> SubmitOptions:
     return SubmitOptions(**{k: v for k, v in kw.items() if v is not None})
+
+
+def _seconds(_ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A time limit option: finite and > 0 (``inf``, ``nan``, 0 and negatives refused in one line)."""
+    from ..preflight import PreflightError, check_seconds
+
+    try:
+        return check_seconds(value, f"--{param.name}")
+    except PreflightError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def override_options(fn: Any) -> Any:
+    """The per-run overrides of hpo_config fields (``submit_idds`` and ``local_run``), checked by the
+    hpo_config field rules (:mod:`hpogrid.client.configs`) and recorded with the campaign."""
+    from ..configs import ALGORITHMS, STOP_PRESETS
+
+    for decl, kw in reversed([
+        (("--algorithm", "-a"), dict(default=None, metavar="NAME",
+                                     help=f"for this run: the search algorithm ({', '.join(ALGORITHMS)})")),
+        (("--num_trials", "--num-trials", "-n"), dict(default=None, type=int, help="for this run: the number of points")),
+        (("--max_concurrent", "--max-concurrent", "-c"), dict(default=None, type=int,
+                                                                help="for this run: evaluations at once")),
+        (("--stop",), dict(default=None, metavar="JSON|NAME",
+                           help="for this run: stopping criteria, JSON like '{\"training_iteration\": 5}' or "
+                                f"{' / '.join(STOP_PRESETS)} [default: the hpo_config's; none = run until the training returns]")),
+        (("--max_failures", "--max-failures"), dict(default=None, type=int,
+                                                      help="for this run: stop after this many points failed in a row "
+                                                           "(0: never) [default: the hpo_config's, 10]")),
+    ]):
+        fn = click.option(*decl, **kw)(fn)
+    return fn
+
+
+def _overrides(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None}
 
 
 # ---- submit_idds -------------------------------------------------------------------------------
@@ -50,8 +86,8 @@ def _options(**kw: Any) -> SubmitOptions:
                    "a round also starts whenever a job slot would stand idle]")
 @click.option("--max_attempts", "--max-attempts", type=click.IntRange(min=1), default=None,
               help="attempts per point before it is recorded failed (PanDA: 5) [default: 5]")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="time limit of one evaluation job, seconds [default: none]")
+@click.option("--timeout", type=float, default=None, callback=_seconds,
+              help="time limit of one evaluation job, seconds (finite, > 0) [default: none]")
 @click.option("--steering-command", "--steering_command", default=None, metavar="CMD",
               help="your own steeringExec, e.g. 'python my_steer.py %IN %OUT %NUM_POINTS %MAX_POINTS' "
                    "(run per round in the round folder, no shell)")
@@ -59,7 +95,10 @@ def _options(**kw: Any) -> SubmitOptions:
               help="continue campaign ID (default: the project's latest) to its budget")
 @click.option("--detach", is_flag=True, help="run in the background; print the campaign id and return")
 @click.option("--ray-address", "--ray_address", default=None, metavar="ADDR", help="Ray cluster (backend ray)")
-@click.option("--seed", type=int, default=None, help="seed of the steering (overrides the hpo config's)")
+@click.option("--seed", type=int, default=None,
+              help="seed of the steering (overrides the hpo config's) [default: the hpo config's, else a fresh one, "
+                   "stored with the campaign and shown]")
+@override_options
 @click.option("--dry-run", "--dry_run", is_flag=True, help="print what would run (grid: the PanDA task) and start nothing")
 @click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]), default="auto", show_default=True,
               help="how to show progress while attached")
@@ -84,15 +123,24 @@ def submit_idds(project: str, backend: str | None, n_points_per_iteration: int |
                 seed: int | None, dry_run: bool, progress: str, site: str | None, gpu: bool,
                 architecture: str | None, checkpoint_save: str | None, checkpoint_load: str | None,
                 checkpoint_interval: int | None, max_evaluation_jobs: int | None,
-                steering_container: str | None, idds_host: str | None = None) -> None:
+                steering_container: str | None, algorithm: str | None, num_trials: int | None,
+                max_concurrent: int | None, stop: str | None, max_failures: int | None,
+                idds_host: str | None = None) -> None:
     """Run an iDDS-style HPO campaign of PROJECT: rounds of the steering propose points, one job per point.
 
     With the grid config's default backend (embedded) it all runs on this machine, with the grid's
     semantics (retries, failure loss 1e5, %IN/%OUT rounds); `--backend ray` runs each job as a Ray
     task; `--backend panda` submits a PanDA task with iDDS steering. Ctrl-C stops cleanly; continue
     later with `--resume` (or `hpogrid tasks retry ID`).
+
+    Before anything starts, a pre-flight checks the project (the script imports, the model has a
+    supported signature, the search space parses, options are sane); a failure is one line, exit 1.
+    --algorithm, --num_trials, --max_concurrent, --seed, --stop and --max_failures change the
+    hpo_config for this run only (recorded with the campaign).
     """
     data = projects.load(project)
+    overrides = _overrides(algorithm=algorithm, num_trials=num_trials, max_concurrent=max_concurrent, stop=stop,
+                           max_failures=max_failures)
     if steering_command is not None and not steering_command.strip():
         raise UsageError("--steering-command must not be empty")
     display = None
@@ -111,6 +159,9 @@ def submit_idds(project: str, backend: str | None, n_points_per_iteration: int |
                   "idds_host": idds_host}
     options.extra.update({k: v for k, v in grid_extra.items() if v is not None})
     if resume is not None:
+        if overrides:
+            raise UsageError(f"--resume continues a campaign as it was started; {', '.join(sorted(overrides))} "
+                             f"apply to new campaigns only")
         store = _campaign_to_resume(project, resume)
         name = store.campaign()["backend"]
         if backend is not None and backend != name:
@@ -120,10 +171,23 @@ def submit_idds(project: str, backend: str | None, n_points_per_iteration: int |
     else:
         name = backend or data["grid_config"].get("backend", "embedded")
         impl = get_backend(name)
+        options.extra["plan"] = _preflight(project, name, overrides, options)
         store = impl.submit(project, options)
     if store is None:  # dry run
         return
     _report_end(store, detach)
+
+
+def _preflight(project: str, backend: str, overrides: dict[str, Any], options: SubmitOptions) -> Any:
+    """The pre-flight of a new campaign (every backend, --dry-run included): nothing is written on failure."""
+    from ..preflight import PreflightError, plan_run
+
+    plan = plan_run(project, overrides, backend=backend, timeout=options.timeout, seed=options.seed)
+    if backend not in ("embedded", "ray") and overrides:
+        raise PreflightError(f"per-run {', '.join('--' + k for k in sorted(overrides))} apply to the embedded and ray "
+                             f"backends; for {backend}, change the project's hpo_config (`hpogrid project update`)")
+    options.seed = plan.seed  # a drawn seed reaches every backend's steering
+    return plan
 
 
 def _campaign_to_resume(project: str, resume: str) -> Store:
@@ -154,7 +218,9 @@ def _report_end(store: Store, detach: bool) -> None:
     best = store.best()
     progress = Progress(c["id"], c["max_points"] or 0, finished=counts["finished"], failed=counts["failed"],
                         metric_name=c.get("metric") or "loss", started=c.get("started") or time.time(),
-                        status=c["status"], message=c.get("message"))
+                        status=c["status"], message=c.get("message"), seed=(c.get("settings") or {}).get("seed"))
+    for p in store.points(["failed"]):
+        progress.count_failure(p["message"])
     if best is not None:
         metric = best["metric"] if best["metric"] is not None else best["loss"]
         progress.best = {"id": best["id"], "loss": best["loss"], "metric": metric, "params": best["params"]}
@@ -162,6 +228,9 @@ def _report_end(store: Store, detach: bool) -> None:
         click.echo(line)
     if c["status"] == "failed":
         raise CampaignError(f"campaign {c['id']} failed: {c.get('message')}")
+    if c["status"] == "finished" and counts["failed"] and not counts["finished"]:
+        raise CampaignError(f"campaign {c['id']}: all {counts['failed']} points failed "
+                            f"(see the reasons above, or `hpogrid tasks show -i {c['id']} -m`)")
     if c["status"] in ("interrupted", "killed"):
         click.echo(f"campaign {c['id']} {c['status']}; continue it with `hpogrid tasks retry {c['id']}`", err=True)
         raise click.exceptions.Exit(130 if c["status"] == "interrupted" else 1)
@@ -202,6 +271,7 @@ def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None =
             "progress": round(100.0 * done / total, 1) if total else 0.0, "done": done, "failed": counts["failed"],
             "total": total, "best_metric": metric, "metric": c.get("metric"), "start": _stamp(c.get("started")),
             "end": _stamp(c.get("ended")), "remote_id": c.get("remote_id"), "message": message,
+            "seed": (c.get("settings") or {}).get("seed"), "overrides": (c.get("settings") or {}).get("overrides") or None,
             "path": entry["path"],
         })
         if len(rows) >= limit:
@@ -293,8 +363,8 @@ def show(limit: int, days: float, taskname: str | None, jeditaskid: str | None, 
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    headers = ["id", "project", "backend", "status", "progress", "best", "start", "end"]
-    keys = ["jeditaskid", "taskname", "backend", "status", "progress", "best_metric", "start", "end"]
+    headers = ["id", "project", "backend", "status", "progress", "best", "seed", "start", "end"]
+    keys = ["jeditaskid", "taskname", "backend", "status", "progress", "best_metric", "seed", "start", "end"]
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
@@ -309,11 +379,25 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             cells[3] = f"[{colour.get(r['status'], 'white')}]{r['status']}[/]"
             table.add_row(*cells)
         Console().print(table)
+        _print_notes(rows)
         return
     data = [headers] + [[_fmt(r.get(k)) if k != "progress" else f"{r.get('progress', 0):.0f}%" for k in keys] for r in rows]
     widths = [max(len(row[i]) for row in data) for i in range(len(headers))]
     for row in data:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    _print_notes(rows)
+
+
+def _print_notes(rows: list[dict[str, Any]]) -> None:
+    """Under the table: why a campaign did not finish, and what was changed for that run only."""
+    for r in rows:
+        notes = []
+        if r.get("status") in ("failed", "killed", "interrupted") and r.get("message"):
+            notes.append(str(r["message"]))
+        if r.get("overrides"):
+            notes.append("run with " + " ".join(f"--{k} {json.dumps(v)}" for k, v in r["overrides"].items()))
+        if notes:
+            click.echo(f"  {r['jeditaskid']}: " + "; ".join(" ".join(n.split())[:300] for n in notes))
 
 
 def _print_points(row: dict[str, Any]) -> None:
@@ -353,16 +437,22 @@ def kill(campaign_id: str) -> None:
 @click.option("--detach", is_flag=True, help="continue in the background")
 @click.option("--max_attempts", "--max-attempts", type=click.IntRange(min=1), default=None,
               help="attempts per point before it is recorded failed (PanDA: 5)")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="time limit of one evaluation job, seconds")
+@click.option("--timeout", type=float, default=None, callback=_seconds,
+              help="time limit of one evaluation job, seconds (finite, > 0)")
 @click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]), default="auto",
               show_default=True, help="how to show progress while attached")
 def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: float | None, progress: str) -> None:
-    """Continue campaign CAMPAIGN_ID to its budget (re-running only what had not finished)."""
+    """Continue campaign CAMPAIGN_ID to its budget (re-running only what had not finished); on an
+    ended campaign (finished, failed, killed) its failed points are run again as new attempts of
+    the same points, then the campaign ends again."""
     if _grid_task_command("retry", campaign_id):  # --- grid hook: a grid task id, not a local campaign ---
         return
     store = campaigns.open_campaign(campaign_id)
-    backend = get_backend(store.campaign()["backend"])
+    c = store.campaign()
+    if c["backend"] == "local_run":
+        raise CampaignError(f"campaign {campaign_id} is a local_run (Ray Tune ran it); run `hpogrid local_run "
+                            f"{c['project']}` again")
+    backend = get_backend(c["backend"])
     own_retry = getattr(backend, "retry", None)
     if own_retry is not None and backend.name not in ("embedded", "ray"):
         own_retry(store)
@@ -375,6 +465,13 @@ def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: flo
         display = make_display(None if progress == "auto" else progress)
     options = _options(max_attempts=max_attempts, timeout=timeout, detach=detach)
     options.extra["progress"] = display
+    if c["status"] in ("finished", "failed", "killed"):
+        check_resumable(store)
+        reopened = store.reopen_failed("waiting for a new attempt (`hpogrid tasks retry`)")
+        if c["status"] == "finished" and not reopened:
+            click.echo(f"campaign {campaign_id} finished with no failed point; nothing to retry")
+            return
+        click.echo(f"campaign {campaign_id}: retrying {len(reopened)} failed point(s)", err=True)
     store = backend.resume(store, options)
     _report_end(store, detach)
 

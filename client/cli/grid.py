@@ -40,7 +40,10 @@ def run(project: str, n_jobs: int, site: str | None, architecture: str | None, g
     from ..grid.sandbox import make_sandbox
     from ..grid.taskparams import build_run_task
 
+    from ..preflight import plan_run
+
     data = projects.load(project)
+    plan_run(project, backend="run")  # the pre-flight (script, model, space): nothing is sent on failure
     sites = [s.strip() for s in site.split(",") if s.strip()] if site else None
     arch = architecture or ("#&nvidia" if gpu else None)
     if dry_run:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .campaigns import override_options
+
 __all__ = ["local_run", "command", "commands"]
 
 
@@ -19,19 +21,36 @@ __all__ = ["local_run", "command", "commands"]
 @click.option("--gpus-per-trial", type=float, default=0.0, show_default=True, help="GPUs reserved for each trial.")
 @click.option("--num-cpus", type=int, default=None,
               help="CPUs of the private Ray instance (default: all); ignored with --ray-address.")
+@click.option("--seed", type=int, default=None,
+              help="seed of the search (overrides the hpo config's) [default: the hpo config's, else a fresh one, "
+                   "stored with the campaign and shown]")
+@override_options
 def local_run(project: str, ray_address: str | None, verbose: bool | None, cpus_per_trial: float,
-              gpus_per_trial: float, num_cpus: int | None) -> None:
+              gpus_per_trial: float, num_cpus: int | None, seed: int | None, algorithm: str | None,
+              num_trials: int | None, max_concurrent: int | None, stop: str | None, max_failures: int | None) -> None:
     """Run PROJECT's search here with Ray Tune and store it as a campaign (backend local_run).
 
-    Algorithm, scheduler, num_trials, max_concurrent, stop, log_dir and seed come from the
-    project's hpo_config; the training script is run exactly as `hpogrid-evaluate` runs it (the same
-    five script styles). Prints one line per finished trial, then the trials sorted by the metric
-    and the best config; `hpogrid report PROJECT` reads the results again later.
+    Algorithm, scheduler, num_trials, max_concurrent, stop, max_failures, log_dir and seed come from
+    the project's hpo_config (the options above change them for this run only). Points are proposed
+    by hpogrid's steering algorithms, as in `submit_idds`; Ray Tune's own searchers are
+    `--algorithm ray:hyperopt|ray:optuna|ray:nevergrad|ray:bohb`. The training script is run exactly
+    as `hpogrid-evaluate` runs it (the same five script styles), after the same pre-flight check.
+    Prints one line per finished trial, then the trials sorted by the metric and the best config;
+    `hpogrid report PROJECT` reads the results again later. Exits 1 when every trial failed or
+    max_failures stopped the run.
     """
+    from ..errors import CampaignError
     from ..local_run import local_run as run
 
-    run(project, ray_address=ray_address or None, verbose=verbose, cpus_per_trial=cpus_per_trial,
-        gpus_per_trial=gpus_per_trial, num_cpus=num_cpus, echo=click.echo)
+    overrides = {"algorithm": algorithm, "num_trials": num_trials, "max_concurrent": max_concurrent, "stop": stop,
+                 "max_failures": max_failures, "seed": seed}
+    result = run(project, ray_address=ray_address or None, verbose=verbose, cpus_per_trial=cpus_per_trial,
+                 gpus_per_trial=gpus_per_trial, num_cpus=num_cpus, echo=click.echo, overrides=overrides)
+    if result.status == "failed":
+        raise CampaignError(f"campaign {result.campaign_id} failed: {result.message}")
+    failed = result.counts.get("failed", 0)
+    if failed and not result.counts.get("finished", 0):
+        raise CampaignError(f"campaign {result.campaign_id}: all {failed} trials failed (see the reasons above)")
 
 
 command = local_run

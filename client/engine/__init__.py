@@ -16,17 +16,18 @@ from __future__ import annotations
 from typing import Any
 
 from ._campaign import (campaign_fields, check_resumable, create_campaign, driver_alive, kill_campaign,
-                        project_dir_of, spawn_detached)
+                        project_dir_of, run_plan, spawn_detached)
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, ProcessRunner
 from ._loop import DEFAULTS, NOT_RETRIED, Engine, EngineSettings, Outcome, Progress, judge
+from ._progress import failure_lines
 from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, RoundEnd, WarmSteering
 
 __all__ = [
     "Engine", "EngineSettings", "Progress", "Outcome", "judge", "DEFAULTS", "NOT_RETRIED",
     "BaseJobRunner", "ForkServerRunner", "ProcessRunner", "RayRunner", "Job", "JobExit",
     "BaseSteering", "WarmSteering", "CommandSteering", "RoundEnd", "IN_FILE", "OUT_FILE",
-    "create_campaign", "campaign_fields", "check_resumable", "driver_alive", "kill_campaign", "project_dir_of",
-    "spawn_detached",
+    "create_campaign", "campaign_fields", "run_plan", "check_resumable", "driver_alive", "kill_campaign", "project_dir_of",
+    "spawn_detached", "failure_lines",
 ]
 
 

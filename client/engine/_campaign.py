@@ -18,12 +18,29 @@ from ..home import atomic_write_json
 from ..store import Store
 from ._loop import DEFAULTS
 
-__all__ = ["create_campaign", "campaign_fields", "driver_alive", "check_resumable", "spawn_detached",
+__all__ = ["create_campaign", "campaign_fields", "run_plan", "driver_alive", "check_resumable", "spawn_detached",
            "kill_campaign", "project_dir_of"]
 
 
-def campaign_fields(project: dict[str, Any], backend: str, options: Any) -> dict[str, Any]:
-    """The campaign row of a new campaign: the project's budget and pace, the options' overrides."""
+def run_plan(project_name: str, backend: str, options: Any) -> Any:
+    """This run's :class:`~hpogrid.client.preflight.RunPlan`: the one the CLI checked (``options.extra
+    ["plan"]``), else checked now (library use: the same pre-flight, overrides from ``extra["overrides"]``)."""
+    from ..preflight import plan_run
+
+    extra = getattr(options, "extra", None) or {}
+    plan = extra.get("plan")
+    if plan is None:
+        plan = plan_run(project_name, extra.get("overrides"), backend=backend, timeout=getattr(options, "timeout", None),
+                        seed=getattr(options, "seed", None))
+        extra["plan"] = plan
+    return plan
+
+
+def campaign_fields(project: dict[str, Any], backend: str, options: Any, plan: Any = None) -> dict[str, Any]:
+    """The campaign row of a new campaign: the project's budget and pace, the options' overrides
+    (``plan``: the run's :class:`~hpogrid.client.preflight.RunPlan`, whose hpo_config wins)."""
+    if plan is not None:
+        project = plan.project
     hpo = project["hpo_config"]
     for name in ("n_points_per_iteration", "min_unevaluated_points", "max_attempts"):
         value = getattr(options, name, None)
@@ -48,6 +65,8 @@ def campaign_fields(project: dict[str, Any], backend: str, options: Any) -> dict
         "ray_address": getattr(options, "ray_address", None),
         "project_dir": str(projects.path(project["project_name"])),
     }
+    if plan is not None:
+        settings.update(plan.settings())
     return {
         "algorithm": "custom command" if command else hpo.get("algorithm"),
         "metric": hpo.get("metric"),
@@ -63,14 +82,19 @@ def campaign_fields(project: dict[str, Any], backend: str, options: Any) -> dict
 
 
 def create_campaign(project_name: str, backend: str, options: Any) -> Store:
-    """Register a new campaign of the project and write its folder: store.db and project.json
-    (the project as this campaign runs it, with the seed override; the steering's ``--config``)."""
-    project = projects.load(project_name)
-    fields = campaign_fields(project, backend, options)  # checks first: nothing written on bad input
+    """Register a new campaign of the project and write its folder: store.db and project.json (the
+    project as this campaign runs it: per-run overrides and seed applied, scripts by absolute path).
+    That folder is the campaign's project folder: the steering's ``--config`` and the evaluator's
+    ``--project`` (so a ``--stop`` override reaches every job)."""
+    plan = run_plan(project_name, backend, options)  # the pre-flight: nothing written on bad input
+    fields = campaign_fields(plan.project, backend, options, plan)
     store = campaigns.new(project_name, backend, **fields)
-    snapshot = json.loads(json.dumps(project))
+    snapshot = json.loads(json.dumps(plan.project))
     snapshot["hpo_config"]["seed"] = fields["settings"]["seed"]
+    snapshot["scripts"] = str(projects.scripts_dir(project_name).resolve())
     atomic_write_json(store.path.parent / "project.json", snapshot)
+    settings = dict(fields["settings"], project_dir=str(store.path.parent.resolve()))
+    store.update_campaign(settings=settings)
     return store
 
 

@@ -56,6 +56,7 @@ class EngineSettings:
     steering_timeout: float = 900.0
     kill_grace: float = 5.0
     evaluation_command: list[str] | None = None  # instead of hpogrid-evaluate (argv, run in the job folder)
+    max_failures: int = 0  # stop (failed) after this many points failed in a row in one run; 0: never
 
     @classmethod
     def from_campaign(cls, campaign: dict[str, Any]) -> "EngineSettings":
@@ -70,6 +71,7 @@ class EngineSettings:
             steering_attempts=int(s.get("steering_attempts") or DEFAULTS["steering_attempts"]),
             steering_timeout=float(s.get("steering_timeout") or 900.0),
             evaluation_command=s.get("evaluation_command"),
+            max_failures=int(s.get("max_failures") or 0),
         )
 
 
@@ -91,10 +93,18 @@ class Progress:
     done_at_start: int = 0
     status: str = "running"
     message: str | None = None
+    last_failure: str | None = None  # the latest failed point's reason
+    failure_reasons: dict[str, int] = field(default_factory=dict)  # reason -> failed points
+    seed: int | None = None  # the steering's seed (drawn fresh when none was given)
 
     @property
     def done(self) -> int:
         return self.finished + self.failed
+
+    def count_failure(self, message: str | None) -> None:
+        """One more failed point under its reason (the summary groups failures by reason)."""
+        reason = " ".join(str(message or "no reason recorded").split())[:200]
+        self.failure_reasons[reason] = self.failure_reasons.get(reason, 0) + 1
 
     @property
     def elapsed(self) -> float:
@@ -227,7 +237,9 @@ class Engine:
         self._reader: Any = None  # read-only connection for %IN
         self._exhausted = False
         self._steering_error: str | None = None
-        self.progress = Progress(self.campaign_id, self.settings.max_points, metric_name=self.metric_name)
+        self._failed_in_a_row = 0  # points failed one after the other in this run (max_failures)
+        self.progress = Progress(self.campaign_id, self.settings.max_points, metric_name=self.metric_name,
+                                 seed=(campaign.get("settings") or {}).get("seed"))
 
     # ---- public ------------------------------------------------------------------------
     def request_stop(self, message: str = "interrupted", status: str = "interrupted") -> None:
@@ -285,6 +297,8 @@ class Engine:
         self.progress.rounds = len(self.store.rounds())
         best = self.store.best()
         self.progress.best = _best_view(best, self.mode) if best else None
+        for p in self.store.points(["failed"]):
+            self.progress.count_failure(p["message"])
         self.runner.open()
         self._publish()
 
@@ -303,12 +317,14 @@ class Engine:
         n = 0
         folder = self.folder / "jobs" / str(point_id)
         if folder.is_dir():
-            for sub in folder.iterdir():
+            attempts = sorted((sub for sub in folder.iterdir() if sub.name.isdigit()), key=lambda sub: int(sub.name))
+            for sub in attempts:
                 if sub.name == str(exclude):
                     continue
                 marker = _read_json(sub / "outcome.json")
                 if isinstance(marker, dict) and marker.get("outcome") == "failed":
-                    n += 1
+                    # a final failure ends a series of attempts: `tasks retry` starts a new one
+                    n = 0 if marker.get("final") else n + 1
         return n
 
     # ---- the loop ----------------------------------------------------------------------
@@ -546,6 +562,7 @@ class Engine:
             self.store.finish_point(point_id, loss=outcome.loss, metric=metric, reports=reports,
                                     message=outcome.message, host=host, started=started)
             self.progress.finished += 1
+            self._failed_in_a_row = 0
             best = self.progress.best
             if best is None or outcome.loss < best["loss"]:
                 self.progress.best = {"id": point_id, "loss": outcome.loss, "metric": metric,
@@ -556,7 +573,14 @@ class Engine:
                 f"{outcome.message} (failed {failures} of {self.settings.max_attempts} attempts)"
             self.store.fail_point(point_id, why, host=host, started=started)
             self.progress.failed += 1
+            self.progress.last_failure = why
+            self.progress.count_failure(why)
             self._forget(point_id)
+            self._failed_in_a_row += 1
+            limit = self.settings.max_failures
+            if limit and self._failed_in_a_row >= limit and self._stop is None:
+                self.request_stop(f"stopped after {self._failed_in_a_row} points failed in a row (max_failures "
+                                  f"{limit}); last reason: {why}", status="failed")
         else:
             if outcome.kind == "failed":
                 self._failures[point_id] = failures

@@ -9,7 +9,9 @@ from typing import Any, Callable, TextIO
 
 from ._loop import Progress
 
-__all__ = ["LiveDisplay", "PlainDisplay", "make_display", "format_duration", "summary_lines"]
+__all__ = ["LiveDisplay", "PlainDisplay", "make_display", "format_duration", "summary_lines", "failure_lines"]
+
+REASONS_SHOWN = 5
 
 
 def format_duration(seconds: float | None) -> str:
@@ -34,12 +36,32 @@ def status_line(p: Progress) -> str:
         best = f"{p.metric_name}={p.best['metric']:.6g} (point {p.best['id']}: {_params(p.best['params'])})"
     return (f"campaign {p.campaign_id}: {p.done}/{p.total} done ({p.finished} finished, {p.failed} failed), "
             f"{p.running} running, {p.waiting} waiting | best {best} | elapsed {format_duration(p.elapsed)}"
-            f" eta {format_duration(p.eta)}")
+            f" eta {format_duration(p.eta)}" + (f" | last failure: {_short(p.last_failure)}" if p.last_failure else ""))
+
+
+def _short(text: str, limit: int = 120) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def failure_lines(reasons: dict[str, int], limit: int = REASONS_SHOWN) -> list[str]:
+    """The failed points grouped by reason, most frequent first (at most ``limit`` reasons)."""
+    if not reasons:
+        return []
+    ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    lines = [f"failures by reason ({sum(reasons.values())} failed point{'s' if sum(reasons.values()) != 1 else ''}):"]
+    lines += [f"  {n:>4} x {_short(reason, 160)}" for reason, n in ranked[:limit]]
+    if len(ranked) > limit:
+        rest = sum(n for _, n in ranked[limit:])
+        lines.append(f"  {rest:>4} x {len(ranked) - limit} other reason(s) (`hpogrid tasks show -i {{id}} -m` lists each)")
+    return lines
 
 
 def summary_lines(p: Progress) -> list[str]:
     lines = [f"campaign {p.campaign_id} {p.status}: {p.finished} finished, {p.failed} failed of {p.total} points "
-             f"in {format_duration(p.elapsed)}" + (f" ({p.message})" if p.message and p.status != "finished" else "")]
+             f"in {format_duration(p.elapsed)}" + (f", seed {p.seed}" if p.seed is not None else "")
+             + (f" ({p.message})" if p.message and p.status != "finished" else "")]
+    lines += [line.replace("{id}", str(p.campaign_id)) for line in failure_lines(p.failure_reasons)]
     if p.best is None:
         lines.append("best point: none (no point has a result)")
     else:
@@ -83,6 +105,7 @@ class LiveDisplay:
     def _render(self, p: Progress) -> Any:
         from rich.progress_bar import ProgressBar
         from rich.table import Table
+        from rich.text import Text
 
         table = Table.grid(padding=(0, 1))
         table.add_column(justify="right", style="bold")
@@ -97,7 +120,10 @@ class LiveDisplay:
                                   f"{_params(p.best['params'])})")
         else:
             table.add_row("best", "--")
-        table.add_row("time", f"elapsed {format_duration(p.elapsed)}  eta {format_duration(p.eta)}  rounds {p.rounds}")
+        table.add_row("time", f"elapsed {format_duration(p.elapsed)}  eta {format_duration(p.eta)}  rounds {p.rounds}"
+                              + (f"  seed {p.seed}" if p.seed is not None else ""))
+        if p.last_failure:
+            table.add_row("last failure", Text(_short(p.last_failure), style="red"))
         return table
 
     def __call__(self, p: Progress) -> None:

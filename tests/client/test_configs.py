@@ -18,7 +18,7 @@ def test_hpo_defaults_follow_the_reference_table() -> None:
     assert config == {
         "algorithm": "random", "metric": "accuracy", "mode": "max", "scheduler": "asynchyperband",
         "num_trials": 100, "max_concurrent": 3, "log_dir": "./log", "verbose": False,
-        "stop": {"training_iteration": 1}, "scheduler_param": {}, "algorithm_param": {}, "seed": None,
+        "stop": {}, "scheduler_param": {}, "algorithm_param": {}, "seed": None, "max_failures": 10,
     }
     assert json.loads((home() / "configs" / "hpo" / "h.json").read_text()) == config
 

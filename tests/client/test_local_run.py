@@ -71,6 +71,8 @@ COMBINATIONS = [
     *[(a, s) for a in ("random", "tune", "grid") for s in ("fifo", "asynchyperband", "pbt")],
     *[(a, s) for a in ("hyperopt", "optuna", "nevergrad", "bayesian", "skopt") for s in ("fifo", "asynchyperband")],
     *[("bohb", s) for s in ("fifo", "asynchyperband", "bohbhyperband")],
+    # Ray Tune's own searchers, by name (issue 12: hpogrid's steering is the default)
+    ("ray:hyperopt", "asynchyperband"), ("ray:optuna", "fifo"), ("ray:nevergrad", "fifo"), ("ray:bohb", "bohbhyperband"),
 ]
 
 FAILING = """
@@ -230,7 +232,7 @@ def _project(name: str, hpo: dict, space: dict | None = None) -> None:
     ({"algorithm": "hyperopt", "scheduler": "pbt", "stop": {"training_iteration": 5}}, None,
      "scheduler 'pbt' mutates running trials instead of asking a searcher: it works with algorithm random, tune or grid, not 'hyperopt'"),
     ({"algorithm": "random", "scheduler": "bohbhyperband"}, None,
-     "scheduler 'bohbhyperband' works with algorithm 'bohb' only, not 'random'"),
+     "scheduler 'bohbhyperband' works with algorithm 'ray:bohb' (or 'bohb') only, not 'random'"),
     ({"algorithm": "random", "scheduler": "pbt", "stop": {"training_iteration": 1}}, None,
      "scheduler 'pbt' needs trials longer than its perturbation_interval (1), got stop.training_iteration=1"),
     ({"algorithm": "grid"}, {"x": {"method": "uniform", "dimension": {"low": 0, "high": 1}}},
