@@ -158,10 +158,12 @@ class OrphanWatch:
 
     def watch(self, key: str, workdir: Path, why: str) -> JobExit | None:
         """Follow the job if it runs; else its exit now."""
-        state, _ = job_state(workdir)
+        state, pid = job_state(workdir)
         if state is JobState.RUNNING:
             self._jobs[key] = workdir
             return None
+        if pid is not None:
+            end_group(pid)
         return self._exit(key, state, why)
 
     @staticmethod
@@ -190,6 +192,8 @@ class OrphanWatch:
                     signal_group(pid, signal.SIGKILL)
                     del self._kill_at[key]
                 continue
+            if pid is not None:
+                end_group(pid)  # what the job started ends with it
             del self._jobs[key]
             self._kill_at.pop(key, None)
             out.append(self._exit(key, state, why))
@@ -416,17 +420,25 @@ class ForkServerRunner(BaseJobRunner):
                         return
                     self._handle(msg)
                 if self._reader.closed:
-                    raise CampaignError(f"the fork server exited at start (see {self.log})")
+                    raise _ServerGone()
         finally:
             sel.close()
 
     def start(self, job: Job) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            if self._proc is not None:
+        for tries in range(3, 0, -1):  # a server killed while it starts is replaced; one that cannot start is an error
+            if self._proc is None or self._proc.poll() is not None:
+                if self._proc is not None:
+                    self._lost("the fork server died")
+                self.open()
+            if self._ready:
+                break
+            try:
+                self._wait_ready()
+                break
+            except _ServerGone:
                 self._lost("the fork server died")
-            self.open()
-        if not self._ready:
-            self._wait_ready()
+                if tries == 1:
+                    raise CampaignError(f"the fork server exited at start 3 times (see {self.log})") from None
         req: dict[str, Any] = {"op": "run", "key": job.key, "cwd": str(job.workdir), "log": job.log, "env": job.env}
         if job.argv:
             req["exec"] = job.argv
@@ -504,6 +516,10 @@ class ForkServerRunner(BaseJobRunner):
             proc.stdout.close()
         self._reader = None
         self._ready = False
+
+
+class _ServerGone(Exception):
+    """The fork server exited before it was ready."""
 
 
 def signal_group(pid: int, sig: int) -> None:
