@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..engine import (BaseJobRunner, Engine, ForkServerRunner, create_campaign, kill_campaign, project_dir_of,
-                      spawn_detached)
+from ..engine import (BaseJobRunner, Engine, ForkServerRunner, create_campaign, driving, kill_campaign,
+                      project_dir_of, spawn_detached)
 from ..store import Store
 from .base import BaseBackend, SubmitOptions
 
@@ -38,8 +38,6 @@ class EmbeddedBackend(BaseBackend):
         return self._start(store, options)
 
     def resume(self, store: Store, options: SubmitOptions) -> Store:
-        from ..engine._lock import driving
-
         with driving(store.path.parent, store.campaign()["id"]):  # one driver: the loser changes nothing
             self._prepare_resume(store, options)
             if not options.detach:

@@ -19,7 +19,7 @@ from ..backends import available, get_backend
 from ..backends.base import SubmitOptions
 from ..errors import CampaignError, HpogridError, NotFoundError, UsageError
 from ..engine._campaign import driver_alive
-from ..engine._loop import DEFAULT_TIMEOUT
+from ..engine import DEFAULT_TIMEOUT
 from ..store import Store
 
 __all__ = ["commands", "task_rows", "TASK_COLUMNS"]
