@@ -22,6 +22,7 @@ from tests.faults._kit import books, find, fork_server, kill9, make_project, mar
 
 POINTS = 24
 CONCURRENT = 4
+KILLS = 3  # per test: each restart of a warm helper costs its imports (seconds on a busy machine)
 
 
 def _driver(env: dict[str, str], *args: str) -> subprocess.Popen:
@@ -58,12 +59,12 @@ def test_kill9_fork_server_repeatedly(cli_env, tmp_path) -> None:
     while driver.poll() is None:
         time.sleep(rng.uniform(0.3, 1.2))
         pid = fork_server(project)
-        if pid is not None and _done(project, 1, tmp_path / "ledger.txt") < POINTS - 2:
+        if pid is not None and kills < KILLS and _done(project, 1, tmp_path / "ledger.txt") < POINTS - 2:
             servers.add(pid)
             kills += kill9([pid])
     out, err = driver.communicate()
     assert driver.returncode == 0, out + err
-    assert kills >= 3, f"only {kills} kills landed"
+    assert kills == KILLS, f"only {kills} kills landed"
     _check(project, env, tmp_path, "fork server kill -9", kills=kills, fork_servers=len(servers))
 
 
@@ -75,11 +76,11 @@ def test_kill9_steering_worker_repeatedly(cli_env, tmp_path) -> None:
     kills = 0
     while driver.poll() is None:
         time.sleep(rng.uniform(0.5, 1.5))
-        if _done(project, 1, tmp_path / "ledger.txt") < POINTS - 4:
+        if kills < KILLS and _done(project, 1, tmp_path / "ledger.txt") < POINTS - 4:
             kills += kill9(find(env, "_steering_worker")[:1])
     out, err = driver.communicate()
     assert driver.returncode == 0, out + err
-    assert kills >= 2, f"only {kills} kills landed"
+    assert kills == KILLS, f"only {kills} kills landed"
     _check(project, env, tmp_path, "steering worker kill -9", kills=kills)
 
 
@@ -94,7 +95,7 @@ def test_kill9_driver_repeatedly_then_resume(cli_env, tmp_path) -> None:
     kills = resumes = 0
     while True:
         time.sleep(rng.uniform(1.0, 3.0))
-        if driver.poll() is not None:
+        if driver.poll() is not None or kills == KILLS:
             break
         driver.kill()
         driver.wait()
@@ -103,7 +104,7 @@ def test_kill9_driver_repeatedly_then_resume(cli_env, tmp_path) -> None:
         resumes += 1
     out, err = driver.communicate()
     assert driver.returncode == 0, out + err
-    assert kills >= 3, f"only {kills} kills landed"
+    assert kills == KILLS, f"only {kills} kills landed"
     _check(project, env, tmp_path, "driver kill -9", kills=kills, resumes=resumes)
 
 
@@ -136,7 +137,7 @@ def test_two_concurrent_resumes(cli_env, tmp_path) -> None:
             f"hpogrid: error: campaign 1 is being driven by pid {winner.pid}; wait for it to end or stop it "
             f"with `hpogrid tasks kill 1`"], err
         races += 1
-        if races == 3:
+        if races == 2:
             out, err = winner.communicate()
             assert winner.returncode == 0, out + err
             break
