@@ -171,6 +171,11 @@ class _Job:
         try:
             return self._execute()
         except _Terminated as term:
+            kept = self._final_result()
+            if kept is not None:  # the training had ended (cleanup was running): its metric stands
+                self.abandoned = True
+                _say(f"terminated by {signal.Signals(term.signum).name} after the training ended; its result is kept")
+                return self._finish(*kept)
             return self._finish_interrupted(Status.TERMINATED, f"terminated by {signal.Signals(term.signum).name}")
         finally:
             self._restore_signals(previous)
@@ -229,7 +234,22 @@ class _Job:
             traceback.print_exception(type(exc), exc, exc.__traceback__)
             return self._finish(Status.USER_ERROR, None, _last_line(exc))
         status, loss, message = evaluate_results(driver.raw_results(), project.metric, project.mode)
+        code = driver.exit_code
+        if code is not None and status is Status.METRIC_MISSING:  # deterministic: not retried
+            message = f"the training called sys.exit({code!r}) before reporting the metric '{project.metric}'"
+        elif code not in (None, 0):
+            status, loss, message = Status.USER_ERROR, None, f"the training called sys.exit({code!r})"
         return self._finish(status, loss, message)
+
+    def _final_result(self) -> tuple[Status, float | None, str] | None:
+        """The evaluation's result when the training loop has ended with a usable metric (a stop
+        during the trainable's cleanup must not cost the point its result), else None."""
+        driver = self.run
+        trial = getattr(driver, "trial", None)
+        if trial is None or not trial.finished or trial.error is not None:
+            return None
+        status, loss, message = evaluate_results(driver.raw_results(), self.meta["metric"], self.meta["mode"])
+        return (status, loss, message) if status is Status.OK else None
 
     # -- endings --
     def _finish_input_error(self, exc: BaseException) -> int:
@@ -343,6 +363,7 @@ class _Driver:
         self.style: str | None = None
         self.trial: Any = None
         self.error: BaseException | None = None
+        self.exit_code: int | str | None = None
         self.input_error: EvaluatorError | None = None
         self.timings: dict[str, float] = {}
         self.restored: dict[str, Any] | None = None
@@ -376,6 +397,7 @@ class _Driver:
         self.timings.update(self.trial.timings)
         self.restored = self.trial.restored
         self.error = self.trial.error
+        self.exit_code = self.trial.exit_code
 
     def records(self) -> list[dict[str, Any]]:
         if self.trial is None:

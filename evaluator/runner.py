@@ -101,7 +101,8 @@ class TrialRun:
 
     ``results`` gets every raw Ray result (the function API's final duplicate excluded) as it
     arrives; ``records`` their meta.json form. Call :meth:`run` (in any thread); the outcome is in
-    ``error`` (an exception from user code) or ``finished``.
+    ``error`` (an exception from user code), ``exit_code`` (the training called ``sys.exit``) or
+    ``finished``.
     """
 
     trainable_cls: type
@@ -115,6 +116,7 @@ class TrialRun:
     records: list[dict[str, Any]] = field(default_factory=list)
     restored: dict[str, Any] | None = None
     error: BaseException | None = None
+    exit_code: int | str | None = None
     finished: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -133,7 +135,11 @@ class TrialRun:
             self._loop(trainable)
             self.timings["train_s"] = time.time() - t1
             self.finished = True
-        except BaseException as exc:  # user code may raise anything, SystemExit included
+        except _FunctionExited:
+            self.exit_code = 0
+        except SystemExit as exc:
+            self.exit_code = 0 if exc.code is None else exc.code
+        except BaseException as exc:  # user code may raise anything
             self.error = exc
         finally:
             t2 = time.time()
@@ -154,7 +160,14 @@ class TrialRun:
         if not is_function and not stop:
             stop = {"training_iteration": 1}  # a class trainable never stops by itself
         while True:
-            result = trainable.train()
+            try:
+                result = trainable.train()
+            except RuntimeError as exc:
+                # Ray's function runner swallows SystemExit(0) (and StopIteration) in the training
+                # thread, which then ends without its final result; the next train() says so.
+                if is_function and "Should not have reached here" in str(exc):
+                    raise _FunctionExited() from None
+                raise
             if result.get(RESULT_DUPLICATE):
                 return  # the function returned: its last result was already seen
             received = time.time()
@@ -222,6 +235,10 @@ class TrialRun:
             metrics["time_total_s"] = state["time_total_s"]
         trainable.restore(_TrainingResult(checkpoint=Checkpoint.from_directory(str(source / USER_CHECKPOINT)), metrics=metrics))
         self.restored = {"from": str(source), "training_iteration": metrics["training_iteration"], "records": state.get("records", [])}
+
+
+class _FunctionExited(Exception):
+    """A function trainable ended by ``sys.exit(0)`` before returning."""
 
 
 def _is_function_trainable(trainable: Any) -> bool:

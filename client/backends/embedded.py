@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..engine import (BaseJobRunner, BaseSteering, Engine, ForkServerRunner, check_resumable, create_campaign,
-                      kill_campaign, project_dir_of, spawn_detached)
+from ..engine import (BaseJobRunner, BaseSteering, Engine, ForkServerRunner, create_campaign,
+                      driving, kill_campaign, project_dir_of, spawn_detached)
 from ..store import Store
 from .base import BaseBackend, SubmitOptions
 
@@ -42,7 +42,13 @@ class EmbeddedBackend(BaseBackend):
         return self._start(store, options)
 
     def resume(self, store: Store, options: SubmitOptions) -> Store:
-        check_resumable(store)
+        with driving(store.path.parent, store.campaign()["id"]):  # one driver: the loser changes nothing
+            self._prepare_resume(store, options)
+            if not options.detach:
+                return self._start(store, options)
+        return self._start(store, options)  # the background driver takes the lock itself
+
+    def _prepare_resume(self, store: Store, options: SubmitOptions) -> None:
         campaign = store.campaign()
         settings = dict(campaign.get("settings") or {})
         settings.pop("kill_requested", None)
@@ -58,7 +64,6 @@ class EmbeddedBackend(BaseBackend):
         if options.min_unevaluated_points is not None:
             fields["min_unevaluated"] = options.min_unevaluated_points
         store.update_campaign(**fields)
-        return self._start(store, options)
 
     def _start(self, store: Store, options: SubmitOptions) -> Store:
         if options.detach:

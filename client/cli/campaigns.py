@@ -18,13 +18,14 @@ from ..campaigns import parse_range
 from ..backends import available, get_backend
 from ..backends.base import SubmitOptions
 from ..errors import CampaignError, HpogridError, NotFoundError, UsageError
+from ..engine import DEFAULT_TIMEOUT
 from ..engine._campaign import check_resumable, driver_alive
 from ..store import Store
 
 __all__ = ["commands", "task_rows", "TASK_COLUMNS", "override_options"]
 
 TASK_COLUMNS = ("jeditaskid", "taskname", "backend", "status", "progress", "done", "failed", "total",
-                "best_metric", "metric", "start", "end", "remote_id", "message", "seed", "overrides")
+                "best_metric", "metric", "start", "end", "remote_id", "message", "seed", "overrides", "timeout")
 DEFAULT_OUTCOL = ("jeditaskid", "taskname", "backend", "status", "progress", "best_metric", "start", "end")
 
 
@@ -87,7 +88,7 @@ def _overrides(**kw: Any) -> dict[str, Any]:
 @click.option("--max_attempts", "--max-attempts", type=click.IntRange(min=1), default=None,
               help="attempts per point before it is recorded failed (PanDA: 5) [default: 5]")
 @click.option("--timeout", type=float, default=None, callback=_seconds,
-              help="time limit of one evaluation job, seconds (finite, > 0) [default: none]")
+              help="time limit of one evaluation job, seconds (finite, > 0) [default: 86400 = 24 h]")
 @click.option("--steering-command", "--steering_command", default=None, metavar="CMD",
               help="your own steeringExec, e.g. 'python my_steer.py %IN %OUT %NUM_POINTS %MAX_POINTS' "
                    "(run per round in the round folder, no shell)")
@@ -272,6 +273,7 @@ def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None =
             "total": total, "best_metric": metric, "metric": c.get("metric"), "start": _stamp(c.get("started")),
             "end": _stamp(c.get("ended")), "remote_id": c.get("remote_id"), "message": message,
             "seed": (c.get("settings") or {}).get("seed"), "overrides": (c.get("settings") or {}).get("overrides") or None,
+            "timeout": (c.get("settings") or {}).get("timeout") or DEFAULT_TIMEOUT,  # per-job time limit, s
             "path": entry["path"],
         })
         if len(rows) >= limit:
@@ -401,7 +403,8 @@ def _print_notes(rows: list[dict[str, Any]]) -> None:
 
 
 def _print_points(row: dict[str, Any]) -> None:
-    click.echo(f"\ncampaign {row['jeditaskid']} ({row['taskname']}, {row['status']}):")
+    limit = f", job time limit {row['timeout']:g} s" if row.get("timeout") else ""
+    click.echo(f"\ncampaign {row['jeditaskid']} ({row['taskname']}, {row['status']}{limit}):")
     with Store(campaigns.store_path(Path(row["path"]))) as store:
         for p in store.points():
             metric = _fmt(p["metric"] if p["metric"] is not None else p["loss"])

@@ -18,12 +18,14 @@ from typing import Any
 from ._campaign import (campaign_fields, check_resumable, create_campaign, driver_alive, kill_campaign,
                         project_dir_of, run_plan, spawn_detached)
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, ProcessRunner
-from ._loop import DEFAULTS, NOT_RETRIED, Engine, EngineSettings, Outcome, Progress, judge
+from ._lock import driver_pid, driving
+from ._loop import DEFAULT_TIMEOUT, DEFAULTS, NOT_RETRIED, Engine, EngineSettings, Outcome, Progress, judge
 from ._progress import failure_lines
 from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, RoundEnd, WarmSteering
 
 __all__ = [
-    "Engine", "EngineSettings", "Progress", "Outcome", "judge", "DEFAULTS", "NOT_RETRIED",
+    "Engine", "EngineSettings", "Progress", "Outcome", "judge", "DEFAULTS", "NOT_RETRIED", "DEFAULT_TIMEOUT",
+    "driving", "driver_pid",
     "BaseJobRunner", "ForkServerRunner", "ProcessRunner", "RayRunner", "Job", "JobExit",
     "BaseSteering", "WarmSteering", "CommandSteering", "RoundEnd", "IN_FILE", "OUT_FILE",
     "create_campaign", "campaign_fields", "run_plan", "check_resumable", "driver_alive", "kill_campaign", "project_dir_of",

@@ -16,7 +16,9 @@ from .. import campaigns, projects
 from ..errors import CampaignError, UsageError
 from ..home import atomic_write_json
 from ..store import Store
-from ._loop import DEFAULTS
+from ._jobs import JobState, job_state, signal_group
+from ._lock import driver_pid
+from ._loop import DEFAULT_TIMEOUT, DEFAULTS
 
 __all__ = ["create_campaign", "campaign_fields", "run_plan", "driver_alive", "check_resumable", "spawn_detached",
            "kill_campaign", "project_dir_of"]
@@ -59,7 +61,7 @@ def campaign_fields(project: dict[str, Any], backend: str, options: Any, plan: A
         if not argv:
             raise UsageError("the steering command is empty")
     settings = {
-        "timeout": float(timeout) if timeout is not None else None,
+        "timeout": float(timeout) if timeout is not None else DEFAULT_TIMEOUT,
         "steering_command": command,
         "seed": options.seed if getattr(options, "seed", None) is not None else hpo.get("seed"),
         "ray_address": getattr(options, "ray_address", None),
@@ -125,10 +127,12 @@ def driver_alive(pid: int | None) -> bool:
 
 
 def check_resumable(store: Store) -> None:
+    """Raise when another process drives the campaign (its driver lock is held: ``_lock``)."""
     campaign = store.campaign()
-    if campaign["status"] in ("running", "created") and driver_alive(campaign.get("pid")) and campaign.get("pid") != os.getpid():
-        raise CampaignError(f"campaign {campaign['id']} is running (driver pid {campaign['pid']}); "
-                            f"stop it first with `hpogrid tasks kill {campaign['id']}`")
+    pid = driver_pid(store.path.parent)
+    if pid is not None and pid != os.getpid():
+        raise CampaignError(f"campaign {campaign['id']} is being driven by pid {pid}; "
+                            f"wait for it to end or stop it with `hpogrid tasks kill {campaign['id']}`")
 
 
 def spawn_detached(store: Store, backend: str) -> int:
@@ -170,10 +174,28 @@ def kill_campaign(store: Store, wait: float = 30.0) -> str:
             time.sleep(0.05)
     status = store.campaign()["status"]
     if status in ("running", "created", "interrupted"):
-        # the driver is gone: jobs without a result go back to proposed; a job that wrote its
+        # the driver is gone: its jobs outlive it (they are adopted at resume); a kill ends them
+        _stop_orphans(store, wait)
+        # jobs without a result go back to proposed; a job that wrote its
         # output.json stays running, for the next resume to harvest (never evaluated twice)
         for p in store.points(["running"]):
             if not (p["job_dir"] and (Path(p["job_dir"]) / "output.json").exists()):
                 store.requeue_point(p["id"], "the campaign was killed while the job ran")
         store.update_campaign(status="killed", ended=time.time(), message="killed by `hpogrid tasks kill`")
     return store.campaign()["status"]
+
+
+def _stop_orphans(store: Store, wait: float) -> None:
+    """SIGTERM the jobs of a dead driver that still run (a job with its final metric keeps it),
+    SIGKILL those still there after ``wait`` seconds."""
+    folders = [Path(p["job_dir"]) for p in store.points(["running"]) if p["job_dir"]]
+    for sig, patience in ((signal.SIGTERM, wait), (signal.SIGKILL, 5.0)):
+        live = [(f, pid) for f in folders for state, pid in [job_state(f)] if state is JobState.RUNNING and pid]
+        for _, pid in live:
+            signal_group(pid, sig)
+        deadline = time.monotonic() + patience
+        while live and time.monotonic() < deadline:
+            time.sleep(0.05)
+            live = [(f, pid) for f, pid in live if job_state(f)[0] is JobState.RUNNING]
+        if not live:
+            return

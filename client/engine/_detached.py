@@ -12,10 +12,15 @@ def main(argv: list[str]) -> int:
     from ..backends import get_backend
     from ..backends.base import SubmitOptions
     from ..campaigns import open_campaign
+    from ..errors import HpogridError
 
     campaign_id, backend = argv[0], argv[1]
     store = open_campaign(campaign_id)
-    get_backend(backend).run(store, SubmitOptions(), progress="plain")
+    try:
+        get_backend(backend).run(store, SubmitOptions(), progress="plain")
+    except HpogridError as exc:  # e.g. another driver took the campaign meanwhile: one line in driver.log
+        print(f"hpogrid: error: {exc}", file=sys.stderr)
+        return 1
     status = store.campaign()["status"]
     return 0 if status == "finished" else 1
 

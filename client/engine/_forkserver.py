@@ -8,18 +8,23 @@ Requests::
     {"op": "run", "key": K, "cwd": DIR, "log": FILE, "env": {...}, "evaluate": [args]}   # evaluator main(args)
     {"op": "run", "key": K, "cwd": DIR, "log": FILE, "env": {...}, "exec": [argv]}       # any command
     {"op": "kill", "key": K, "signal": 15}
+    {"op": "stop"}                                   # kill the jobs still running, then exit
 Events::
     {"ev": "ready", "preloaded": bool, "error": str|null, "project": {"loaded": bool, "reason": str|null}|null}
     {"ev": "started", "key": K, "pid": P}
-    {"ev": "exited", "key": K, "rc": int|null, "signal": int|null}
+    {"ev": "exited", "key": K, "rc": int|null, "signal": int|null, "error": str|null}
 
-Each child is its own session (``setsid``), in its own working directory, with stdout and stderr
-appended to the job's log. At EOF on stdin (the driver stopped or died) every child still running is
-terminated (SIGTERM, then SIGKILL after a grace period) and the server exits.
+A job does not depend on the server: each child is its own session (``setsid``) in its own working
+directory, holds the folder's ``job.lock`` (its pid inside) for its whole life, and writes its
+stdout and stderr through a capped copier (``LOG_CAP``) into the job's log. When a job ends, what is
+left of its process group is killed. At EOF on stdin (the driver died) the server exits at once and
+the jobs go on: the next driver adopts them through their lock. ``$HPOGRID_FORKSERVER_LOCK`` names
+a file the server holds while it lives (a new driver waits for the old server to be gone).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import selectors
@@ -27,9 +32,10 @@ import signal
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
-from ._jobs import evaluate_command, signal_group
+from ._jobs import LOG_CAP, claim_job, copy_capped, end_group, evaluate_command, mark_started, signal_group
 
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL
 PROJECT_ENV = "HPOGRID_FORKSERVER_PROJECT"  # the project whose training module the server preloads
@@ -77,28 +83,30 @@ class _ProjectPreloader:
         return job
 
 
-def _child(request: dict[str, Any], evaluate: Any, out_fd: int, in_fd: int, wake_fds: tuple[int, int]) -> None:
-    """In the forked child: become a job, never return."""
+def _child(request: dict[str, Any], evaluate: Any, lock_fd: int, inherited: tuple[int, ...]) -> None:
+    """In the forked child: become a job, never return. ``inherited``: the server's own descriptors."""
     rc = 70
     try:
         os.setsid()
+        mark_started(lock_fd, os.getpid())
+        os.set_inheritable(lock_fd, True)  # an exec'd command keeps holding its folder
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
         os.chdir(request["cwd"])
-        log = os.open(request.get("log") or "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.environ.update(request.get("env") or {})
+        log = _log_pipe(request.get("log") or "log", (*inherited, lock_fd))
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        for fd in {log, null, out_fd, *wake_fds} - {0, 1, 2}:
+        for fd in {log, null, *inherited} - {0, 1, 2, lock_fd}:
             try:
                 os.close(fd)
             except OSError:
                 pass
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
-        os.environ.update(request.get("env") or {})
         if request.get("exec"):
             argv = request["exec"]
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as subprocess does for a new program
@@ -125,11 +133,40 @@ def _child(request: dict[str, Any], evaluate: Any, out_fd: int, in_fd: int, wake
             os._exit(rc)
 
 
+def _log_pipe(path: str, close: tuple[int, ...]) -> int:
+    """The write end of a pipe whose reader, a copier in its own session (so that ending the job's
+    process group does not cut the log's last lines), appends to ``path`` within ``LOG_CAP`` bytes."""
+    r, w = os.pipe()
+    first = os.fork()
+    if first == 0:  # double fork: the copier is nobody's child here (a job's shell never waits for it)
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                for fd in {w, null, *close} - {0, 1, 2}:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                try:
+                    copy_capped(r, path, LOG_CAP)
+                finally:
+                    os._exit(0)
+        finally:
+            os._exit(0)
+    os.waitpid(first, 0)
+    os.close(r)
+    return w
+
+
 def serve() -> int:
     out_fd = os.dup(1)  # the protocol channel
     os.dup2(2, 1)  # anything printed from here on goes to stderr
     sys.stdout = sys.stderr
     in_fd = 0
+    lock = _hold_lock(os.environ.get("HPOGRID_FORKSERVER_LOCK"))
     evaluate = None
     error = None
     project = _ProjectPreloader(None)
@@ -178,7 +215,7 @@ def serve() -> int:
     sel.register(in_fd, selectors.EVENT_READ, "in")
     sel.register(wake_r, selectors.EVENT_READ, "wake")
     buf = b""
-    eof = False
+    eof = stop = False
 
     def reap() -> None:
         while children:
@@ -192,6 +229,7 @@ def serve() -> int:
             kill_at.pop(pid, None)
             if key is None:
                 continue
+            end_group(pid)  # processes the training started end with the job
             pids.pop(key, None)
             if os.WIFSIGNALED(status):
                 emit({"ev": "exited", "key": key, "rc": None, "signal": os.WTERMSIG(status)})
@@ -202,7 +240,7 @@ def serve() -> int:
         timeout = None
         if kill_at:
             timeout = max(0.0, min(kill_at.values()) - time.monotonic())
-        if eof and not children:
+        if eof and (not stop or not children):
             break
         for skey, _ in sel.select(timeout):
             if skey.data == "wake":
@@ -216,12 +254,9 @@ def serve() -> int:
                     chunk = os.read(in_fd, 1 << 16)
                 except BlockingIOError:
                     chunk = None
-                if chunk == b"":
+                if chunk == b"":  # the driver is gone: the jobs are not ours to end
                     eof = True
                     sel.unregister(in_fd)
-                    for pid in list(children):
-                        signal_group(pid, signal.SIGTERM)
-                        kill_at[pid] = time.monotonic() + GRACE
                 elif chunk:
                     buf += chunk
                     *lines, buf = buf.split(b"\n")
@@ -230,13 +265,24 @@ def serve() -> int:
                             continue
                         req = json.loads(line)
                         if req["op"] == "run":
+                            try:
+                                job_lock = claim_job(Path(req["cwd"]))
+                            except OSError as exc:
+                                emit({"ev": "exited", "key": req["key"], "rc": None, "signal": None,
+                                      "error": f"cannot take the job folder {req['cwd']}: {exc.strerror or exc}"})
+                                continue
                             req = project.prepare(req)
                             pid = os.fork()
                             if pid == 0:
-                                _child(req, evaluate, out_fd, in_fd, (wake_r, wake_w))
+                                _child(req, evaluate, job_lock, tuple(fd for fd in (out_fd, wake_r, wake_w, lock) if fd is not None))
+                            os.close(job_lock)
                             children[pid] = req["key"]
                             pids[req["key"]] = pid
                             emit({"ev": "started", "key": req["key"], "pid": pid})
+                        elif req["op"] == "stop":
+                            stop = True
+                            for pid in list(children):
+                                signal_group(pid, signal.SIGKILL)
                         elif req["op"] == "kill":
                             pid = pids.get(req["key"])
                             if pid is not None:
@@ -251,6 +297,16 @@ def serve() -> int:
                 kill_at.pop(pid, None)
         reap()
     return 0
+
+
+def _hold_lock(path: str | None) -> int | None:
+    """Hold ``path`` (flock) while the server lives, with our pid inside; None without a path."""
+    if not path:
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    mark_started(fd, os.getpid())
+    return fd
 
 
 if __name__ == "__main__":

@@ -34,12 +34,15 @@ from ..errors import CampaignError
 from ..home import atomic_write_json, atomic_write_text
 from ..store import FAILURE_LOSS
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, clean_dir
+from ._lock import driving
 from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, WarmSteering
 
 __all__ = ["Engine", "EngineSettings", "Progress", "Outcome", "judge", "DEFAULTS", "NOT_RETRIED"]
 
 #: phpo's and PanDA's defaults (PROTOCOL.md §4, §3).
 DEFAULTS = {"points_per_round": 2, "min_unevaluated": 0, "max_attempts": 5, "steering_attempts": 4}
+#: Per-job time limit when none is given (seconds; ``--timeout`` overrides it per campaign).
+DEFAULT_TIMEOUT = 24 * 3600.0
 #: Evaluation statuses that are the same on every attempt for a point: failed at once, not retried.
 NOT_RETRIED = frozenset({Status.METRIC_MISSING, Status.METRIC_NAN, Status.METRIC_INF, Status.INPUT_ERROR})
 
@@ -51,7 +54,7 @@ class EngineSettings:
     points_per_round: int = DEFAULTS["points_per_round"]
     min_unevaluated: int = DEFAULTS["min_unevaluated"]
     max_attempts: int = DEFAULTS["max_attempts"]
-    timeout: float | None = None  # per job, seconds (the evaluator's --timeout; killed 5 s later)
+    timeout: float | None = DEFAULT_TIMEOUT  # per job, seconds (the evaluator's --timeout; killed 5 s later)
     steering_attempts: int = DEFAULTS["steering_attempts"]
     steering_timeout: float = 900.0
     kill_grace: float = 5.0
@@ -67,7 +70,7 @@ class EngineSettings:
             points_per_round=int(campaign.get("points_per_round") or DEFAULTS["points_per_round"]),
             min_unevaluated=int(campaign.get("min_unevaluated") or 0),
             max_attempts=int(campaign.get("max_attempts") or DEFAULTS["max_attempts"]),
-            timeout=s.get("timeout"),
+            timeout=s.get("timeout") or DEFAULT_TIMEOUT,
             steering_attempts=int(s.get("steering_attempts") or DEFAULTS["steering_attempts"]),
             steering_timeout=float(s.get("steering_timeout") or 900.0),
             evaluation_command=s.get("evaluation_command"),
@@ -178,6 +181,8 @@ def judge(workdir: Path, exit: JobExit | None, *, timed_out: bool = False, stopp
         return Outcome("failed", f"timeout: no result within {timeout:g} s (job killed)")
     if exit is None:
         return Outcome("interrupted", "no output.json")
+    if exit.not_started:
+        return Outcome("interrupted", exit.error or "the job never started")
     if exit.error:
         return Outcome("failed", exit.error)
     if exit.signal:
@@ -249,7 +254,12 @@ class Engine:
         self._stop = (status, message)
 
     def run(self) -> Progress:
-        """Run (or resume) the campaign until its budget is spent, the search ends, or a stop."""
+        """Run (or resume) the campaign until its budget is spent, the search ends, or a stop.
+        One driver per campaign: raises CampaignError when another process drives it (``_lock``)."""
+        with driving(self.folder, self.campaign_id):
+            return self._run()
+
+    def _run(self) -> Progress:
         previous = self._install_signals()
         status, message = "failed", "the engine stopped on an error"
         try:
@@ -278,6 +288,7 @@ class Engine:
                                      message="the driver stopped during this round")
             elif r["status"] == "finished" and (r["n_proposed"] or 0) == 0:
                 self._exhausted = True
+        self.runner.open()  # (a fork server first waits for the one of a dead driver to be gone)
         points = self.store.points()
         for p in points:
             if p["state"] not in ("finished", "failed"):
@@ -299,16 +310,23 @@ class Engine:
         self.progress.best = _best_view(best, self.mode) if best else None
         for p in self.store.points(["failed"]):
             self.progress.count_failure(p["message"])
-        self.runner.open()
         self._publish()
 
     def _recover(self, p: dict[str, Any]) -> None:
-        """A point left running by a driver that died: harvest its result, or requeue it."""
+        """A point left running by a driver that died: follow its job if it still runs (jobs outlive
+        their driver), else harvest its result, or requeue it."""
         attempt = p["attempts"]
         workdir = Path(p["job_dir"]) if p["job_dir"] else self._job_dir(p["id"], attempt)
-        outcome = judge(workdir, None)
         self._params[p["id"]] = p["params"]
         self._failures[p["id"]] = self._count_failures(p["id"], exclude=attempt)
+        job = self._job(p["id"], attempt, workdir)
+        if self.runner.adopt(job):
+            started = p.get("started") or time.time()
+            deadline = (time.monotonic() + started - time.time() + self.settings.timeout + self.settings.kill_grace
+                        if self.settings.timeout else None)
+            self._running[job.key] = _Running(job, started, deadline)
+            return
+        outcome = judge(workdir, None)
         if outcome.kind == "interrupted" and not (workdir / "output.json").exists():
             outcome.message = "the driver stopped while the job ran; no output.json"
         self._record(p["id"], attempt, workdir, outcome, recovered=True)
@@ -514,18 +532,21 @@ class Engine:
             self._attempts[pid] = recorded
             if recorded != attempt:  # another driver touched this point: a bug, not a user error
                 raise CampaignError(f"point {pid}: expected attempt {attempt}, the store says {recorded}")
-            evaluate = ["--project", str(self.project_dir), "--meta", "meta.json"]
-            if self.settings.timeout:
-                evaluate += ["--timeout", f"{self.settings.timeout:g}"]
-            job = Job(f"{pid}/{attempt}", pid, attempt, workdir, evaluate=evaluate,
-                      argv=list(self.settings.evaluation_command) if self.settings.evaluation_command else None,
-                      env={**self.job_env, "HPOGRID_POINT_ID": str(pid), "HPOGRID_ATTEMPT": str(attempt)})
+            job = self._job(pid, attempt, workdir)
             deadline = time.monotonic() + self.settings.timeout + self.settings.kill_grace if self.settings.timeout else None
             self._running[job.key] = _Running(job, time.time(), deadline)
             self.runner.start(job)
             launched = True
         if launched:
             self._publish()
+
+    def _job(self, pid: int, attempt: int, workdir: Path) -> Job:
+        evaluate = ["--project", str(self.project_dir), "--meta", "meta.json"]
+        if self.settings.timeout:
+            evaluate += ["--timeout", f"{self.settings.timeout:g}"]
+        return Job(f"{pid}/{attempt}", pid, attempt, workdir, evaluate=evaluate,
+                   argv=list(self.settings.evaluation_command) if self.settings.evaluation_command else None,
+                   env={**self.job_env, "HPOGRID_POINT_ID": str(pid), "HPOGRID_ATTEMPT": str(attempt)})
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()

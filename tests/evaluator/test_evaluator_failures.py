@@ -111,7 +111,7 @@ EXPECTED = {
     "exception_after_reports": (1, "RuntimeError: diverged at step 3"),
     "exception_at_import": (1, "ModuleNotFoundError: No module named 'no_such_module_anywhere'"),
     "exception_in_trainable": (1, "ZeroDivisionError: division by zero in step 2"),
-    "sys_exit": (1, "SystemExit: 3"),
+    "sys_exit": (2, "the training called sys.exit(3) before reporting the metric 'loss'"),
     "missing_metric": (2, "no reported result holds the metric 'loss'; reported: accuracy, epochs"),
     "no_result": (2, "reported no result"),
     "not_a_number": (2, "not a number: 'low'"),
