@@ -180,6 +180,8 @@ def storage_error(exc: BaseException, path: str | Path | None = None) -> Storage
             return None
         if path is None:
             return None
+        if problem is StorageProblem.UNAVAILABLE and not os.access(Path(path).parent, os.W_OK):
+            problem = StorageProblem.READ_ONLY  # sqlite cannot make its journal files next to the file
         detail = " ".join(str(exc).split())
         return StorageError(path, problem, f"{_WHAT[problem]} (sqlite: {detail})")
     if isinstance(exc, OSError) and exc.errno in _ERRNO_PROBLEMS:
@@ -187,6 +189,8 @@ def storage_error(exc: BaseException, path: str | Path | None = None) -> Storage
         where = exc.filename if exc.filename is not None else path
         if where is None:
             return None
+        if not os.path.lexists(where) and os.path.isdir(os.path.dirname(where)):
+            where = os.path.dirname(where)  # a file it could not make (a temporary name): its folder
         return StorageError(where, problem, f"{_WHAT[problem]} ({os.strerror(exc.errno)})")
     return None
 
@@ -241,10 +245,10 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
         return conn
     except sqlite3.OperationalError as exc:
         conn.close()
-        # A WAL store in a folder nobody may write: sqlite cannot make the shared-memory file a
-        # reader needs. Nobody can write the store there either, so it is read as immutable.
-        if not (getattr(exc, "sqlite_errorname", "") == "SQLITE_CANTOPEN" and path.exists()
-                and not os.access(path.parent, os.W_OK)):
+        # A WAL store in a folder nobody may write, or on a full disk: sqlite cannot make the
+        # shared-memory file a reader needs. It is then read as it is on disk (immutable).
+        name = getattr(exc, "sqlite_errorname", "")
+        if not (name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR")) and path.exists()):
             raise
     return sqlite3.connect(f"{uri}&immutable=1", uri=True, timeout=30.0, isolation_level=None,
                            check_same_thread=False)

@@ -17,6 +17,7 @@ from hpogrid.steering.errors import SteeringError
 
 from ..errors import HpogridError
 from ..home import home
+from ..store import storage_error
 
 __all__ = ["cli", "main"]
 
@@ -80,6 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("hpogrid: interrupted", err=True)
         return 130
+    except OSError as exc:  # a full, read-only or failing disk anywhere: one line naming the file
+        error = storage_error(exc)
+        if error is None:
+            raise
+        click.echo(f"hpogrid: error: {_one_line(str(error))}", err=True)
+        return error.exit_code
     return result if isinstance(result, int) else 0
 
 

@@ -32,7 +32,7 @@ from hpogrid.evaluator.status import Status
 
 from ..errors import CampaignError
 from ..home import atomic_write_json, atomic_write_text
-from ..store import FAILURE_LOSS
+from ..store import FAILURE_LOSS, StorageError
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, clean_dir
 from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, WarmSteering
 
@@ -438,6 +438,7 @@ class Engine:
         ids = self.store.add_points(points, round_id=round_id) if points else []
         self.store.end_round(round_id, "finished", n_proposed=len(ids), attempts=attempt,
                              message=None if ids else "the steering returned [] (search over)")
+        self.store.checkpoint()  # a safe point: the WAL goes into store.db (docs/CONTRACTS.md)
         self._round = None
         if not ids:
             self._exhausted = True
@@ -599,13 +600,17 @@ class Engine:
                     self._reader.close()
                     self._reader = None
                 if self._round is not None:
-                    self.store.end_round(self._round[0], "interrupted", attempts=self._round[1], message=message)
+                    try:
+                        self.store.end_round(self._round[0], "interrupted", attempts=self._round[1], message=message)
+                    except StorageError:  # a full disk: the campaign's status below comes first
+                        pass
                     self._round = None
                 if status != "finished" and self._stop is not None:
                     settings = self.store.campaign().get("settings") or {}
                     if settings.get("kill_requested"):
                         status, message = "killed", "killed by `hpogrid tasks kill`"
                 self.store.update_campaign(status=status, ended=time.time(), message=message)
+                self.store.checkpoint()
                 self.progress.status, self.progress.message = status, message
                 self.progress.running = 0
                 self.progress.waiting = len(self._queue)
