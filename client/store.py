@@ -238,6 +238,12 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
+    if os.access(path.parent, os.W_OK):
+        # A connection that may not write (query_only) but cleans up the WAL files of a store
+        # it closes last, as a mode=ro one cannot: readers leave no litter in campaign folders.
+        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only=ON")
+        return conn
     uri = f"file:{quote(str(path.absolute()))}?mode=ro"
     conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
     try:

@@ -32,7 +32,7 @@ from hpogrid.evaluator.status import Status
 
 from ..errors import CampaignError
 from ..home import atomic_write_json, atomic_write_text
-from ..store import FAILURE_LOSS, StorageError
+from ..store import FAILURE_LOSS, StorageError, translated
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, clean_dir
 from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, WarmSteering
 
@@ -492,8 +492,8 @@ class Engine:
             attempt = self._attempts.get(pid, 0) + 1
             workdir = self._job_dir(pid, attempt)
             clean_dir(workdir)  # never recorded as started: whatever is there is stale
-            with open(workdir / "input.json", "w", encoding="utf-8") as f:
-                json.dump(self._params[pid], f)
+            with translated(workdir / "input.json"), open(workdir / "input.json", "w", encoding="utf-8") as f:
+                json.dump(self._params[pid], f)  # a full disk: one line naming the file
             recorded = self.store.start_point(pid, host=self.runner.host if self.runner.local else None,
                                               job_dir=str(workdir))
             self._attempts[pid] = recorded
