@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hpogrid.evaluator.status import Status
+from hpogrid.steering.program import MAX_POINTS_PER_ROUND
 
 from ..errors import CampaignError
 from ..home import atomic_write_json, atomic_write_text
@@ -394,6 +395,7 @@ class Engine:
         if waiting >= max(self.settings.min_unevaluated, free, 1 if not self._running else 0):
             return
         want = max(self.settings.points_per_round, free - waiting, self.settings.min_unevaluated - waiting)
+        want = min(want, MAX_POINTS_PER_ROUND)  # the steering's own cap on one round (docs/CONTRACTS.md)
         self._start_round(self.store.start_round(min(want, left)), 1, min(want, left))
 
     def _start_round(self, round_id: int, attempt: int, n: int) -> None:
