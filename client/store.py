@@ -174,8 +174,9 @@ def storage_error(exc: BaseException, path: str | Path | None = None) -> Storage
     if isinstance(exc, sqlite3.Error):
         name = getattr(exc, "sqlite_errorname", "") or ""
         problem = next((p for code, p in _SQLITE_PROBLEMS.items() if name.startswith(code)), None)
-        if problem is None and isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-            problem = StorageProblem.DAMAGED  # sqlite3 has no code for e.g. a missing table in a truncated file
+        if problem is None and (str(exc).startswith("no such table") or (
+                isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError))):
+            problem = StorageProblem.DAMAGED  # e.g. a file truncated to nothing: an empty database
         if problem is None:
             return None
         if path is None:

@@ -224,7 +224,7 @@ def _refresh(store: Store, backend_name: str) -> str | None:
         return None
 
     try:
-        with campaigns.open_entry({"path": str(store.path.parent)}) as writable:  # readers open read-only
+        with Store(store.path) as writable:  # ``store`` is a reader's, read-only
             get_backend(backend_name).refresh(writable)
     except GridError as exc:
         return f"campaign {row['id']} not refreshed from the grid ({exc}); showing what was stored"
