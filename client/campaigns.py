@@ -9,7 +9,7 @@ from . import projects
 from .errors import NotFoundError, UsageError
 from .store import Store, list_registered, register_campaign, registered
 
-__all__ = ["new", "open_campaign", "latest", "for_project", "store_path", "parse_range"]
+__all__ = ["new", "open_campaign", "open_entry", "latest", "for_project", "store_path", "parse_range"]
 
 
 def store_path(folder: Path) -> Path:
@@ -25,12 +25,18 @@ def new(project_name: str, backend: str, **fields: Any) -> Store:
     return Store.create(store_path(folder), id=str(cid), project=project_name, backend=backend, **fields)
 
 
-def open_campaign(campaign_id: int | str) -> Store:
+def open_campaign(campaign_id: int | str, *, readonly: bool = False) -> Store:
     entry = registered(campaign_id)
     path = store_path(Path(entry["path"]))
     if not path.exists():
         raise NotFoundError(f"campaign {campaign_id}'s store is gone ({path})")
-    return Store(path)
+    return Store(path, readonly=readonly)
+
+
+def open_entry(entry: dict[str, Any], *, readonly: bool = False) -> Store:
+    """The store of a registry entry (as :func:`for_project` lists them). Readers (``tasks show``,
+    ``report``) pass ``readonly=True``: nothing is written, so a read-only home can be read."""
+    return Store(store_path(Path(entry["path"])), readonly=readonly)
 
 
 def for_project(project_name: str | None = None) -> list[dict[str, Any]]:
@@ -38,9 +44,9 @@ def for_project(project_name: str | None = None) -> list[dict[str, Any]]:
     return [e for e in list_registered(project_name) if store_path(Path(e["path"])).exists()]
 
 
-def latest(project_name: str, backend: str | None = None) -> Store | None:
+def latest(project_name: str, backend: str | None = None, *, readonly: bool = False) -> Store | None:
     entries = [e for e in for_project(project_name) if backend is None or e["backend"] == backend]
-    return Store(store_path(Path(entries[-1]["path"]))) if entries else None
+    return open_entry(entries[-1], readonly=readonly) if entries else None
 
 
 def parse_range(text: str | None) -> tuple[int | None, int | None]:

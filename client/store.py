@@ -11,17 +11,23 @@ Finished, stopped and failed are final; a running point whose job was lost goes 
 
 from __future__ import annotations
 
+import contextlib
+import enum
+import errno
+import functools
 import json
 import math
 import os
+import re
 import sqlite3
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from urllib.parse import quote
 
-from .errors import NotFoundError
-from .home import registry_path
+from .errors import HpogridError, NotFoundError
+from .home import home, registry_path
 
 __all__ = [
     "POINT_STATES",
@@ -34,6 +40,10 @@ __all__ = [
     "forget_campaign",
     "idds_loss",
     "FAILURE_LOSS",
+    "StorageError",
+    "StorageProblem",
+    "storage_error",
+    "translated",
 ]
 
 POINT_STATES = ("proposed", "running", "finished", "failed", "stopped")
@@ -100,13 +110,156 @@ _CAMPAIGN_COLUMNS = (
 )
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+class StorageProblem(enum.Enum):
+    """Why a store, the registry or a campaign file cannot be used; the value says what to do."""
+
+    DAMAGED = "move it aside or restore it from a backup"
+    FULL = "free space on that disk, then run the command again (a campaign continues with `hpogrid tasks retry ID`)"
+    READ_ONLY = "make it writable (or set HPOGRID_HOME to a writable folder); read-only commands still work"
+    IO = "check the disk (dmesg), then run the command again"
+    BUSY = "another process holds it locked; wait for it, then run the command again"
+    UNAVAILABLE = "check that it exists and is readable, then run the command again"
+
+
+class StorageError(HpogridError):
+    """A store, the registry or a campaign file cannot be read or written (damaged, read-only,
+    full, failing disk). The message names the file and what to do, on one line."""
+
+    def __init__(self, path: str | Path, problem: StorageProblem, what: str):
+        self.path = Path(path)
+        self.problem = problem
+        self.what = what
+        super().__init__(f"{self.path}: {what}; {problem.value}")
+
+    @property
+    def advice(self) -> str:
+        """``<what>; <what to do>`` without the path (for a row that already names the file)."""
+        return f"{self.what}; {self.problem.value}"
+
+
+_SQLITE_PROBLEMS = {  # sqlite3's primary result codes (``sqlite_errorname`` prefix) -> problem
+    "SQLITE_CORRUPT": StorageProblem.DAMAGED,
+    "SQLITE_NOTADB": StorageProblem.DAMAGED,
+    "SQLITE_FULL": StorageProblem.FULL,
+    "SQLITE_READONLY": StorageProblem.READ_ONLY,
+    "SQLITE_PERM": StorageProblem.READ_ONLY,
+    "SQLITE_IOERR": StorageProblem.IO,
+    "SQLITE_BUSY": StorageProblem.BUSY,
+    "SQLITE_LOCKED": StorageProblem.BUSY,
+    "SQLITE_CANTOPEN": StorageProblem.UNAVAILABLE,
+}
+_ERRNO_PROBLEMS = {
+    errno.ENOSPC: StorageProblem.FULL,
+    errno.EDQUOT: StorageProblem.FULL,
+    errno.EROFS: StorageProblem.READ_ONLY,
+    errno.EACCES: StorageProblem.READ_ONLY,
+    errno.EPERM: StorageProblem.READ_ONLY,
+    errno.EIO: StorageProblem.IO,
+}
+_WHAT = {
+    StorageProblem.DAMAGED: "it is damaged",
+    StorageProblem.FULL: "the disk is full",
+    StorageProblem.READ_ONLY: "cannot write it",
+    StorageProblem.IO: "disk I/O error",
+    StorageProblem.BUSY: "it is locked",
+    StorageProblem.UNAVAILABLE: "cannot open it",
+}
+
+
+def storage_error(exc: BaseException, path: str | Path | None = None) -> StorageError | None:
+    """The one rule that turns a storage failure into a :class:`StorageError` naming the file:
+    sqlite3's corrupt / not-a-database / full / read-only / I/O / busy errors, and ``OSError``
+    ENOSPC, EDQUOT, EROFS, EACCES, EPERM, EIO. Anything else (a bug) gives ``None``."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        problem = next((p for code, p in _SQLITE_PROBLEMS.items() if name.startswith(code)), None)
+        if problem is None and (str(exc).startswith("no such table") or (
+                isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError))):
+            problem = StorageProblem.DAMAGED  # e.g. a file truncated to nothing: an empty database
+        if problem is None:
+            return None
+        if path is None:
+            return None
+        if problem is StorageProblem.UNAVAILABLE and not os.access(Path(path).parent, os.W_OK):
+            problem = StorageProblem.READ_ONLY  # sqlite cannot make its journal files next to the file
+        detail = " ".join(str(exc).split())
+        return StorageError(path, problem, f"{_WHAT[problem]} (sqlite: {detail})")
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_PROBLEMS:
+        problem = _ERRNO_PROBLEMS[exc.errno]
+        where = exc.filename if exc.filename is not None else path
+        if where is None:
+            return None
+        if not os.path.lexists(where) and os.path.isdir(os.path.dirname(where)):
+            where = os.path.dirname(where)  # a file it could not make (a temporary name): its folder
+        return StorageError(where, problem, f"{_WHAT[problem]} ({os.strerror(exc.errno)})")
+    return None
+
+
+@contextlib.contextmanager
+def translated(path: str | Path) -> Iterator[None]:
+    """Inside, a storage failure of ``path`` (see :func:`storage_error`) is raised as a
+    :class:`StorageError`; other errors (bugs) pass unchanged."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        error = storage_error(exc, path)
+        if error is None or error is exc:
+            raise
+        raise error from exc
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _guarded(method: _F) -> _F:
+    """A :class:`Store` method whose storage failures become a :class:`StorageError` naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Store", *args: Any, **kwargs: Any) -> Any:
+        with translated(self.path):
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    """A connection to a store. ``readonly``: nothing is written, not even the journal mode, so a
+    read-only home (chmod -w, a read-only mount) can still be read."""
+    if readonly:
+        conn = _connect_readonly(path)
+    else:
+        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    if os.access(path.parent, os.W_OK):
+        # A connection that may not write (query_only) but cleans up the WAL files of a store
+        # it closes last, as a mode=ro one cannot: readers leave no litter in campaign folders.
+        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        # A WAL store in a folder nobody may write, or on a full disk: sqlite cannot make the
+        # shared-memory file a reader needs. It is then read as it is on disk (immutable).
+        name = getattr(exc, "sqlite_errorname", "")
+        if not (name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR")) and path.exists()):
+            raise
+    return sqlite3.connect(f"{uri}&immutable=1", uri=True, timeout=30.0, isolation_level=None,
+                           check_same_thread=False)
 
 
 def _finite(value: float | None) -> float | None:
@@ -118,42 +271,62 @@ def _finite(value: float | None) -> float | None:
 
 
 class Store:
-    """One campaign's state. Cheap to open; safe to open from several processes at once."""
+    """One campaign's state. Cheap to open; safe to open from several processes at once.
 
-    def __init__(self, path: str | Path):
+    ``readonly=True`` (what ``tasks show`` and ``report`` use) writes nothing, so a read-only home
+    can be read. Every storage failure (damaged file, full or read-only disk, I/O error) is raised
+    as a :class:`StorageError` naming the file and what to do.
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
         if not self.path.exists():
             raise NotFoundError(f"no campaign store at {self.path}")
-        self._conn = _connect(self.path)
+        with translated(self.path):
+            self._conn = _connect(self.path, readonly)
 
     # ---- lifecycle ----------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, **campaign: Any) -> "Store":
         """Create the store with its campaign row (``id``, ``project`` and ``backend`` required)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         row = {"status": "created", "created": time.time(), **campaign}
         row["settings"] = json.dumps(row.get("settings") or {})
         unknown = set(row) - set(_CAMPAIGN_COLUMNS)
         if unknown:
             raise ValueError(f"unknown campaign field(s) {sorted(unknown)}")
+        with translated(path.parent):
+            path.parent.mkdir(parents=True, exist_ok=True)
         # Built under a temporary name, then renamed: a reader (`tasks show`, a test polling the
         # store) never opens a store that has no tables yet.
         staging = path.with_name(f".{path.name}.{os.getpid()}.new")
         try:
-            with closing(_connect(staging)) as conn:
+            with translated(path), closing(_connect(staging)) as conn:
                 conn.executescript(_SCHEMA)
                 cols = ", ".join(row)
                 conn.execute(f"INSERT INTO campaign ({cols}) VALUES ({', '.join('?' * len(row))})",
                              list(row.values()))
-            os.replace(staging, path)  # closing the only connection checkpointed and removed the WAL
+            with translated(path):
+                os.replace(staging, path)  # closing the only connection checkpointed and removed the WAL
         finally:
             for leftover in (staging, Path(f"{staging}-wal"), Path(f"{staging}-shm")):
-                leftover.unlink(missing_ok=True)
+                try:
+                    leftover.unlink(missing_ok=True)
+                except OSError:  # a read-only folder: nothing was made there either
+                    pass
         return cls(path)
 
     def close(self) -> None:
         self._conn.close()
+
+    @_guarded
+    def checkpoint(self) -> None:
+        """Copy the WAL into the store at a safe point (after a round, at the end), without
+        waiting for readers (``PRAGMA wal_checkpoint(PASSIVE)``), so the WAL does not grow for a
+        whole campaign and a copy of ``store.db`` alone is nearly current."""
+        if not self.readonly:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def __enter__(self) -> "Store":
         return self
@@ -162,12 +335,19 @@ class Store:
         self.close()
 
     # ---- campaign -----------------------------------------------------------------------
+    @_guarded
     def campaign(self) -> dict[str, Any]:
         row = self._conn.execute("SELECT * FROM campaign").fetchone()
+        if row is None:
+            raise StorageError(self.path, StorageProblem.DAMAGED, "it is damaged (no campaign row)")
         data = dict(row)
-        data["settings"] = json.loads(data["settings"] or "{}")
+        try:
+            data["settings"] = json.loads(data["settings"] or "{}")
+        except ValueError:
+            raise StorageError(self.path, StorageProblem.DAMAGED, "it is damaged (campaign settings are not JSON)") from None
         return data
 
+    @_guarded
     def update_campaign(self, **fields: Any) -> None:
         unknown = set(fields) - set(_CAMPAIGN_COLUMNS)
         if unknown:
@@ -178,12 +358,14 @@ class Store:
         self._conn.execute(f"UPDATE campaign SET {sets}", list(fields.values()))
 
     # ---- rounds -------------------------------------------------------------------------
+    @_guarded
     def start_round(self, n_requested: int) -> int:
         cur = self._conn.execute(
             "INSERT INTO rounds (started, n_requested, status) VALUES (?, ?, 'running')", (time.time(), n_requested)
         )
         return int(cur.lastrowid)
 
+    @_guarded
     def end_round(self, round_id: int, status: str, *, n_proposed: int = 0, attempts: int = 1,
                   message: str | None = None) -> None:
         now = time.time()
@@ -193,10 +375,12 @@ class Store:
             (now, status, n_proposed, attempts, message, now, round_id),
         )
 
+    @_guarded
     def rounds(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._conn.execute("SELECT * FROM rounds ORDER BY id")]
 
     # ---- points -------------------------------------------------------------------------
+    @_guarded
     def add_points(self, params: Sequence[Mapping[str, Any]], round_id: int | None = None,
                    ids: Sequence[int] | None = None) -> list[int]:
         """Record new points (state ``proposed``) in one transaction; returns their ids."""
@@ -213,6 +397,7 @@ class Store:
                 out.append(int(cur.lastrowid))
         return out
 
+    @_guarded
     def start_point(self, point_id: int, *, host: str | None = None, site: str | None = None,
                     job_dir: str | None = None) -> int:
         """Mark a point running and count the attempt; returns the attempt number (1, 2, ...)."""
@@ -227,6 +412,7 @@ class Store:
             row = self._conn.execute("SELECT attempts FROM points WHERE id = ?", (point_id,)).fetchone()
         return int(row["attempts"])
 
+    @_guarded
     def finish_point(self, point_id: int, *, loss: float | None, metric: float | None = None,
                      reports: Sequence[Mapping[str, Any]] | None = None, message: str = "",
                      host: str | None = None, started: float | None = None, ended: float | None = None) -> None:
@@ -239,12 +425,14 @@ class Store:
         """A result cut short by a scheduler (``local_run``): the loss of the last iteration it ran."""
         self._final(point_id, "stopped", loss, metric, reports, message, host, None, None)
 
+    @_guarded
     def fail_point(self, point_id: int, message: str, *, loss: float | None = None, metric: float | None = None,
                    reports: Sequence[Mapping[str, Any]] | None = None, host: str | None = None,
                    started: float | None = None, ended: float | None = None) -> None:
         """A final failure, with its reason (counts as evaluated and bad for the steering)."""
         self._final(point_id, "failed", loss, metric, reports, message, host, started, ended)
 
+    @_guarded
     def _final(self, point_id: int, state: str, loss: float | None, metric: float | None,
                reports: Sequence[Mapping[str, Any]] | None, message: str, host: str | None,
                started: float | None, ended: float | None) -> None:
@@ -255,6 +443,7 @@ class Store:
              message, host, started, ended if ended is not None else time.time(), point_id),
         )
 
+    @_guarded
     def requeue_point(self, point_id: int, message: str) -> None:
         """A running point whose job was lost (driver crash, interruption) waits for another attempt."""
         self._conn.execute(
@@ -273,6 +462,7 @@ class Store:
                 "WHERE state = 'failed'", (message,))
         return ids
 
+    @_guarded
     def requeue_running(self, message: str) -> int:
         """Every running point goes back to proposed (used when a campaign resumes)."""
         cur = self._conn.execute(
@@ -281,6 +471,7 @@ class Store:
         )
         return cur.rowcount
 
+    @_guarded
     def points(self, states: Iterable[str] | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT * FROM points", []
         if states is not None:
@@ -290,12 +481,14 @@ class Store:
         rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
         return [_point(r) for r in rows]
 
+    @_guarded
     def point(self, point_id: int) -> dict[str, Any]:
         row = self._conn.execute("SELECT * FROM points WHERE id = ?", (point_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no point {point_id} in {self.path}")
         return _point(row)
 
+    @_guarded
     def counts(self) -> dict[str, int]:
         """Points per state: every state but ``stopped`` always, ``stopped`` when there are some."""
         out = dict.fromkeys((s for s in POINT_STATES if s != "stopped"), 0)
@@ -303,12 +496,14 @@ class Store:
             out[row["state"]] = int(row["n"])
         return out
 
+    @_guarded
     def best(self) -> dict[str, Any] | None:
         row = self._conn.execute(
             "SELECT * FROM points WHERE state = 'finished' AND loss IS NOT NULL ORDER BY loss, id LIMIT 1"
         ).fetchone()
         return _point(row) if row is not None else None
 
+    @_guarded
     def history(self) -> list[list[Any]]:
         """All points so far as iDDS's ``%IN`` lists them: ``[params, loss]`` with ``null`` pending.
 
@@ -350,17 +545,74 @@ CREATE TABLE IF NOT EXISTS campaigns (
 """
 
 
-def _registry() -> sqlite3.Connection:
+_CAMPAIGN_FOLDER = re.compile(r"(?:^|/)(projects/[^/]+/campaigns/[^/]+)/?$")
+
+
+def _relative(folder: str | Path) -> str:
+    """How the registry stores a campaign folder: relative to ``$HPOGRID_HOME`` (a copied or
+    moved home acts on its own stores). An old absolute entry (hpogrid before 2.x kept those)
+    maps to the same ``projects/<p>/campaigns/<id>`` of this home; a folder elsewhere stays absolute."""
+    text = str(folder)
+    if not os.path.isabs(text):
+        return text
+    try:
+        return str(Path(text).relative_to(home()))
+    except ValueError:
+        match = _CAMPAIGN_FOLDER.search(text)
+        return match.group(1) if match else text
+
+
+def _entry(row: sqlite3.Row) -> dict[str, Any]:
+    """A registry row with ``path`` resolved against this home."""
+    data = dict(row)
+    data["path"] = str(home() / _relative(data["path"])) if data["path"] else data["path"]
+    return data
+
+
+@contextlib.contextmanager
+def _registry(write: bool = False) -> Iterator[sqlite3.Connection | None]:
+    """The registry connection. Reading opens it read-only and writes nothing (``None`` when
+    there is no registry yet); writing creates it and moves old absolute paths to relative ones."""
     path = registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = _connect(path)
-    conn.executescript(_REGISTRY)
-    return conn
+    with translated(path):
+        if not write:
+            if not path.exists():
+                yield None
+                return
+            with closing(_connect(path, readonly=True)) as conn:
+                conn.execute("SELECT 1 FROM campaigns LIMIT 1").fetchall()  # damaged or not a registry: say so now
+                yield conn
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(_connect(path)) as conn:
+            conn.executescript(_REGISTRY)
+            _migrate(conn)
+            yield conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Absolute folder paths (older registries) become relative to the home, once."""
+    rows = conn.execute("SELECT id, path FROM campaigns WHERE path LIKE '/%'").fetchall()
+    moved = [(_relative(r["path"]), r["id"]) for r in rows if _relative(r["path"]) != r["path"]]
+    if moved:
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("UPDATE campaigns SET path = ? WHERE id = ?", moved)
+
+
+def _migrate_quietly() -> None:
+    """On read: migrate when the home is writable; a read-only home is read as it is."""
+    try:
+        with _registry(write=True):
+            pass
+    except StorageError:
+        pass
 
 
 def register_campaign(project: str, backend: str, folder_for: Any, remote_id: str | None = None) -> tuple[int, Path]:
     """Allocate a campaign id and its folder. ``folder_for(id) -> Path`` names the folder."""
-    with closing(_registry()) as conn:
+    with _registry(write=True) as conn:
+        assert conn is not None
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             cur = conn.execute(
@@ -369,7 +621,7 @@ def register_campaign(project: str, backend: str, folder_for: Any, remote_id: st
             )
             cid = int(cur.lastrowid)
             folder = Path(folder_for(cid))
-            conn.execute("UPDATE campaigns SET path = ? WHERE id = ?", (str(folder), cid))
+            conn.execute("UPDATE campaigns SET path = ? WHERE id = ?", (_relative(folder), cid))
     return cid, folder
 
 
@@ -378,22 +630,27 @@ def registered(campaign_id: int | str) -> dict[str, Any]:
         cid = int(campaign_id)
     except (TypeError, ValueError):
         raise NotFoundError(f"campaign id must be a number, got {campaign_id!r}") from None
-    with closing(_registry()) as conn:
-        row = conn.execute("SELECT * FROM campaigns WHERE id = ?", (cid,)).fetchone()
+    with _registry() as conn:
+        row = conn.execute("SELECT * FROM campaigns WHERE id = ?", (cid,)).fetchone() if conn is not None else None
     if row is None:
         raise NotFoundError(f"no campaign with id {campaign_id} (see `hpogrid tasks show`)")
-    return dict(row)
+    return _entry(row)
 
 
 def list_registered(project: str | None = None) -> list[dict[str, Any]]:
-    with closing(_registry()) as conn:
+    with _registry() as conn:
+        if conn is None:
+            return []
+        if conn.execute("SELECT 1 FROM campaigns WHERE path LIKE '/%' LIMIT 1").fetchone() is not None:
+            _migrate_quietly()
         if project is None:
             rows = conn.execute("SELECT * FROM campaigns ORDER BY id").fetchall()
         else:
             rows = conn.execute("SELECT * FROM campaigns WHERE project = ? ORDER BY id", (project,)).fetchall()
-    return [dict(r) for r in rows]
+    return [_entry(r) for r in rows]
 
 
 def forget_campaign(campaign_id: int) -> None:
-    with closing(_registry()) as conn:
+    with _registry(write=True) as conn:
+        assert conn is not None
         conn.execute("DELETE FROM campaigns WHERE id = ?", (int(campaign_id),))

@@ -4,7 +4,7 @@
                      [--config FILE] [--seed N]
 
 Reads every point so far from ``%IN``, rebuilds the algorithm from them and writes
-``min(NUM_POINTS, MAX_POINTS - len(points))`` new points to ``%OUT`` (fewer only when a finite
+``min(NUM_POINTS, MAX_POINTS - len(points), 10000)`` new points to ``%OUT`` (fewer only when a finite
 space is exhausted; ``[]`` when the budget is spent), atomically. In the segmented form each
 model_id is its own search with its own budget: NUM_POINTS and MAX_POINTS apply per segment,
 and ``%OUT`` is ``[[model_id, point], ...]``.
@@ -28,9 +28,17 @@ from .algorithms import create_algorithm
 from .errors import InputError, SteeringError
 from .inputs import StepConfig, load_config, read_input, segment_space
 
-__all__ = ["main", "run_step", "fair_shares", "share_budget", "write_json_atomic"]
+__all__ = ["main", "run_step", "fair_shares", "share_budget", "write_json_atomic", "MAX_POINTS_PER_ROUND"]
 
 PROG = "hpogrid-steering"
+#: The most points one round proposes (per segment), whatever %NUM_POINTS asks: a round's time,
+#: memory and %OUT stay bounded; later rounds propose the rest (docs/CONTRACTS.md).
+MAX_POINTS_PER_ROUND = 10_000
+
+
+def _note(message: str) -> None:
+    """A line for the round's log (the steering's stderr): what the step did to stay bounded."""
+    print(f"{PROG}: note: {message}", file=sys.stderr, flush=True)
 
 
 def _segment_seed(seed: int | None, model_id: int) -> int:
@@ -108,6 +116,10 @@ def run_step(
     for name, value in (("num-points", num_points), ("max-points", max_points)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InputError(f"--{name} must be a non-negative integer, got {value!r}")
+    if num_points > MAX_POINTS_PER_ROUND:
+        _note(f"--num-points {num_points} capped to {MAX_POINTS_PER_ROUND} per round "
+              f"(the steering's limit; later rounds propose the rest)")
+        num_points = MAX_POINTS_PER_ROUND
     config = load_config(config_path) if config_path is not None else StepConfig()
     if seed is not None:
         config.seed = seed
@@ -124,6 +136,8 @@ def run_step(
         seg_seed = config.seed if segment.model_id is None else _segment_seed(config.seed, segment.model_id)
         algorithm = create_algorithm(config.algorithm, space, seg_seed, config.algorithm_param)
         points = algorithm.propose(segment.records, n, max_points=limit)
+        for note in algorithm.notes:
+            _note(note)
         out += points if segment.model_id is None else [[segment.model_id, p] for p in points]
     write_json_atomic(out_path, out)
     return out
@@ -142,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--in", dest="in_path", required=True, metavar="FILE", help="iDDS input: points so far and opt_space")
     parser.add_argument("--out", dest="out_path", required=True, metavar="FILE", help="where to write the new points (JSON list)")
-    parser.add_argument("--num-points", type=int, required=True, metavar="N", help="points wanted this round")
+    parser.add_argument("--num-points", type=int, required=True, metavar="N",
+                        help=f"points wanted this round, over all segments (at most {MAX_POINTS_PER_ROUND} are proposed)")
     parser.add_argument("--max-points", type=int, required=True, metavar="N", help="total budget of points (over all segments)")
     parser.add_argument("--config", metavar="FILE", help="project.json, or {algorithm, algorithm_param, metric, mode, seed, search_space}")
     parser.add_argument("--seed", type=int, metavar="N", help="seed (overrides the config's); same seed + same %%IN = same points")

@@ -18,6 +18,7 @@ from hpogrid.steering.errors import SHOWN_CHARS, SteeringError, shorten
 
 from ..errors import HpogridError
 from ..home import base_path, home
+from ..store import storage_error
 from .examples import add_examples
 
 __all__ = ["cli", "main"]
@@ -86,6 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("hpogrid: interrupted", err=True)
         return 130
+    except OSError as exc:  # a full, read-only or failing disk anywhere: one line naming the file
+        error = storage_error(exc)
+        if error is None:
+            raise
+        click.echo(f"hpogrid: error: {_one_line(str(error))}", err=True)
+        return error.exit_code
     return result if isinstance(result, int) else 0
 
 

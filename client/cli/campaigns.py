@@ -20,7 +20,7 @@ from ..backends.base import SubmitOptions
 from ..errors import CampaignError, HpogridError, NotFoundError, UsageError
 from ..engine import DEFAULT_TIMEOUT
 from ..engine._campaign import check_resumable, driver_alive
-from ..store import Store
+from ..store import Store, StorageError
 
 __all__ = ["commands", "task_rows", "TASK_COLUMNS", "override_options"]
 
@@ -255,10 +255,17 @@ def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None =
             continue
         if since is not None and entry["created"] < since:
             continue
-        with Store(campaigns.store_path(Path(entry["path"]))) as store:
-            c = store.campaign()
-            counts = store.counts()
-            best = store.best()
+        try:
+            with campaigns.open_entry(entry, readonly=True) as store:
+                c = store.campaign()
+                counts = store.counts()
+                best = store.best()
+        except StorageError as exc:  # one bad store never hides the others
+            if not status or "damaged" in status:
+                rows.append(_damaged_row(entry, exc))
+            if len(rows) >= limit:
+                break
+            continue
         state, message = c["status"], c.get("message")
         if state in ("running", "created") and c["backend"] in ("embedded", "ray", "idds") and not driver_alive(c.get("pid")):
             state, message = "interrupted", f"the driver (pid {c.get('pid')}) is gone; continue with `hpogrid tasks retry {cid}`"
@@ -279,6 +286,15 @@ def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None =
         if len(rows) >= limit:
             break
     return rows
+
+
+def _damaged_row(entry: dict[str, Any], exc: StorageError) -> dict[str, Any]:
+    """A campaign whose store cannot be read: listed as ``damaged``, with the file and what to do."""
+    return {"jeditaskid": int(entry["id"]), "taskname": entry["project"], "backend": entry["backend"],
+            "status": "damaged", "progress": 0.0, "done": None, "failed": None, "total": None,
+            "best_metric": None, "metric": None, "start": _stamp(entry.get("created")), "end": "-",
+            "remote_id": entry.get("remote_id"), "message": f"damaged: {exc.path}: {exc.advice}",
+            "path": entry["path"]}
 
 
 def remote_rows(local: list[dict[str, Any]], **filters: Any) -> tuple[list[dict[str, Any]], list[str]]:
@@ -362,6 +378,11 @@ def show(limit: int, days: float, taskname: str | None, jeditaskid: str | None, 
     if output:
         _save(rows, columns, Path(output))
         click.echo(f"saved {len(rows)} task(s) to {output}", err=True)
+    damaged = [r for r in rows if r["status"] == "damaged"]
+    for r in damaged:
+        click.echo(f"hpogrid: error: campaign {r['jeditaskid']} {r['message']}", err=True)
+    if damaged:
+        raise click.exceptions.Exit(1)
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -405,7 +426,9 @@ def _print_notes(rows: list[dict[str, Any]]) -> None:
 def _print_points(row: dict[str, Any]) -> None:
     limit = f", job time limit {row['timeout']:g} s" if row.get("timeout") else ""
     click.echo(f"\ncampaign {row['jeditaskid']} ({row['taskname']}, {row['status']}{limit}):")
-    with Store(campaigns.store_path(Path(row["path"]))) as store:
+    if row["status"] == "damaged":
+        return
+    with campaigns.open_entry(row, readonly=True) as store:
         for p in store.points():
             metric = _fmt(p["metric"] if p["metric"] is not None else p["loss"])
             click.echo(f"  point {p['id']:>5}  {p['state']:<9} attempts {p['attempts']}  {row.get('metric') or 'loss'}="
@@ -492,13 +515,14 @@ def _grid_refresh() -> list[str]:
     for entry in campaigns.for_project(None):
         if entry["backend"] in _LOCAL_BACKENDS:
             continue
-        with Store(campaigns.store_path(Path(entry["path"]))) as store:
-            if store.campaign()["status"] not in ("running", "created"):
-                continue
-            try:
+        try:
+            with campaigns.open_entry(entry, readonly=True) as store:
+                if store.campaign()["status"] not in ("running", "created"):
+                    continue
+            with campaigns.open_entry(entry) as store:
                 get_backend(entry["backend"]).refresh(store)
-            except HpogridError as exc:
-                warnings.append(f"campaign {entry['id']} not refreshed ({exc})")
+        except HpogridError as exc:  # a damaged or read-only store is listed as it is
+            warnings.append(f"campaign {entry['id']} not refreshed ({exc})")
     return warnings
 
 

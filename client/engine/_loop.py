@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hpogrid.evaluator.status import Status
+from hpogrid.steering.program import MAX_POINTS_PER_ROUND
 
 from ..errors import CampaignError
 from ..home import atomic_write_json, atomic_write_text
-from ..store import FAILURE_LOSS
+from ..store import FAILURE_LOSS, StorageError, translated
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, clean_dir
 from ._lock import driving
 from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, WarmSteering
@@ -428,6 +429,7 @@ class Engine:
         if waiting >= max(self.settings.min_unevaluated, free, 1 if not self._running else 0):
             return
         want = max(self.settings.points_per_round, free - waiting, self.settings.min_unevaluated - waiting)
+        want = min(want, MAX_POINTS_PER_ROUND)  # the steering's own cap on one round (docs/CONTRACTS.md)
         self._start_round(self.store.start_round(min(want, left)), 1, min(want, left))
 
     def _start_round(self, round_id: int, attempt: int, n: int) -> None:
@@ -472,6 +474,7 @@ class Engine:
         ids = self.store.add_points(points, round_id=round_id) if points else []
         self.store.end_round(round_id, "finished", n_proposed=len(ids), attempts=attempt,
                              message=None if ids else "the steering returned [] (search over)")
+        self.store.checkpoint()  # a safe point: the WAL goes into store.db (docs/CONTRACTS.md)
         self._round = None
         if not ids:
             self._exhausted = True
@@ -525,8 +528,8 @@ class Engine:
             attempt = self._attempts.get(pid, 0) + 1
             workdir = self._job_dir(pid, attempt)
             clean_dir(workdir)  # never recorded as started: whatever is there is stale
-            with open(workdir / "input.json", "w", encoding="utf-8") as f:
-                json.dump(self._params[pid], f)
+            with translated(workdir / "input.json"), open(workdir / "input.json", "w", encoding="utf-8") as f:
+                json.dump(self._params[pid], f)  # a full disk: one line naming the file
             recorded = self.store.start_point(pid, host=self.runner.host if self.runner.local else None,
                                               job_dir=str(workdir))
             self._attempts[pid] = recorded
@@ -644,13 +647,17 @@ class Engine:
                     self._reader.close()
                     self._reader = None
                 if self._round is not None:
-                    self.store.end_round(self._round[0], "interrupted", attempts=self._round[1], message=message)
+                    try:
+                        self.store.end_round(self._round[0], "interrupted", attempts=self._round[1], message=message)
+                    except StorageError:  # a full disk: the campaign's status below comes first
+                        pass
                     self._round = None
                 if status != "finished" and self._stop is not None:
                     settings = self.store.campaign().get("settings") or {}
                     if settings.get("kill_requested"):
                         status, message = "killed", "killed by `hpogrid tasks kill`"
                 self.store.update_campaign(status=status, ended=time.time(), message=message)
+                self.store.checkpoint()
                 self.progress.status, self.progress.message = status, message
                 self.progress.running = 0
                 self.progress.waiting = len(self._queue)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from .. import campaigns, projects
 from ..errors import GridError, HpogridError, NotFoundError, UsageError
 from ..campaigns import parse_range
-from ..store import Store, registered
+from ..store import Store, StorageError, registered
 from ._deps import require
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -213,7 +213,7 @@ def select_campaigns(project: str, *, campaign: int | str | None = None, limit: 
         if since is not None and e["created"] < since:
             continue
         if taskname is not None:
-            with Store(campaigns.store_path(Path(e["path"]))) as store:
+            with campaigns.open_entry(e, readonly=True) as store:
                 if not any(fnmatch.fnmatchcase(n, taskname) for n in _task_names(e, store)):
                     continue
         chosen.append(e)
@@ -243,7 +243,8 @@ def _refresh(store: Store, backend_name: str) -> str | None:
         return None
 
     try:
-        get_backend(backend_name).refresh(store)
+        with Store(store.path) as writable:  # ``store`` is a reader's, read-only
+            get_backend(backend_name).refresh(writable)
     except GridError as exc:
         return f"campaign {row['id']} not refreshed from the grid ({exc}); showing what was stored"
     return None
@@ -254,14 +255,25 @@ def load(project: str, *, campaign: int | str | None = None, limit: int | None =
     """The results of a project's campaigns (see :func:`select_campaigns`) as one table."""
     entries = select_campaigns(project, campaign=campaign, limit=limit, days=days, taskname=taskname,
                                id_range=id_range)
-    stores = [Store(campaigns.store_path(Path(e["path"]))) for e in entries]
+    stores: list[Store] = []
+    notes: list[str] = []
     try:
-        notes = []
-        if refresh:
-            for store, entry in zip(stores, entries):
-                note = _refresh(store, entry["backend"])
-                if note is not None:
-                    notes.append(note)
+        for e in entries:  # read-only: a report writes nothing; a damaged store is named, the others reported
+            store = None
+            try:
+                store = campaigns.open_entry(e, readonly=True)
+                store.counts()
+                note = _refresh(store, e["backend"]) if refresh else None
+            except StorageError as exc:
+                if store is not None:
+                    store.close()
+                if len(entries) == 1:
+                    raise
+                notes.append(f"campaign {e['id']} left out: {exc}")
+                continue
+            stores.append(store)
+            if note is not None:
+                notes.append(note)
         results = load_stores(stores, project=project)
         results.notes.extend(notes)
         return results

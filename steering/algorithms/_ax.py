@@ -94,6 +94,9 @@ class AxSearch(BaseAlgorithm):
     """``algorithm_param``: n_initial_points (Sobol points before the GP takes over; default 5),
     num_restarts and raw_samples (the acquisition optimiser's starts and raw candidates)."""
 
+    history_limit = 300  # BoTorch's GP fit is cubic in the results it models
+    pending_limit = 200
+
     def __init__(self, space: SearchSpace, seed: int | None = None, **params: Any):
         super().__init__(space, seed)
         self.params = check_params("ax", params, _DEFAULTS)

@@ -36,9 +36,12 @@ _DEFAULTS = {"n_initial_points": 10, "candidates": 2000, "max_fit": 300, "xi": 0
 class BayesianSearch(BaseAlgorithm):
     """``algorithm_param``: n_initial_points, candidates, max_fit, xi (EI's exploration margin)."""
 
+    pending_limit = 200  # kriging believer: one GP refit each
+
     def __init__(self, space: SearchSpace, seed: int | None = None, **params: Any):
         super().__init__(space, seed)
         self.params = check_params("bayesian", params, _DEFAULTS)
+        self.history_limit = int(self.params["max_fit"])
         self.d = len(space)
         self.gp: GaussianProcessRegressor | None = None
         self.X = np.zeros((0, self.d))
@@ -66,13 +69,7 @@ class BayesianSearch(BaseAlgorithm):
         self.gp = None
         if len(self.y) < max(2, self.params["n_initial_points"]):
             return
-        X, y = self.X, self.y
-        cap = self.params["max_fit"]
-        if len(y) > cap:
-            order = np.argsort(y, kind="stable")
-            best, rest = order[: cap // 3], order[cap // 3 :]
-            keep = np.concatenate([best, self.rng.choice(rest, cap - len(best), replace=False)])
-            X, y = X[keep], y[keep]
+        X, y = self.X, self.y  # at most max_fit of them: the base class subsamples (history_limit)
         self.mean, self.scale = float(y.mean()), float(y.std()) or 1.0
         kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(
             length_scale=np.full(self.d, 0.3), length_scale_bounds=(1e-2, 1e2), nu=2.5

@@ -43,6 +43,8 @@ class BohbSearch(BaseAlgorithm):
     """``algorithm_param``: hpbandster's BOHB model options (top_n_percent, num_samples,
     random_fraction, bandwidth_factor, min_bandwidth, min_points_in_model)."""
 
+    history_limit = 5000  # the KDEs are refitted per told result
+
     def __init__(self, space: SearchSpace, seed: int | None = None, **params: Any):
         super().__init__(space, seed)
         self.params = check_params("bohb", params, _DEFAULTS)

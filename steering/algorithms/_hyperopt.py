@@ -54,6 +54,8 @@ def _expression(dim: Dimension) -> Any:
 class HyperoptSearch(BaseAlgorithm):
     """TPE; ``algorithm_param``: n_startup_jobs, n_EI_candidates, gamma, prior_weight."""
 
+    history_limit = 5000  # Trials documents are rebuilt each step: linear, but heavy per point
+
     def __init__(self, space: SearchSpace, seed: int | None = None, **params: Any):
         super().__init__(space, seed)
         self.params = check_params("hyperopt", params, _DEFAULTS)

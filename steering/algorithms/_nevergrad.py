@@ -31,6 +31,8 @@ class NevergradSearch(BaseAlgorithm):
     """``algorithm_param``: method (e.g. NGOpt, CMA, TwoPointsDE, PSO, RandomSearch), budget
     (default: the campaign's max points), num_workers (default: the batch size)."""
 
+    history_limit = 2000  # the optimizer is replayed one ask/tell per result
+
     def __init__(self, space: SearchSpace, seed: int | None = None, **params: Any):
         super().__init__(space, seed)
         self.params = check_params("nevergrad", params, _DEFAULTS)

@@ -90,10 +90,14 @@ class OptunaSearch(BaseAlgorithm):
     """``algorithm_param``: ``sampler`` (tpe, cmaes, qmc, gp, nsgaii, nsgaiii, random); every
     other key goes to the sampler's constructor (e.g. ``n_startup_trials``, ``multivariate``)."""
 
+    history_limit = 5000  # FrozenTrials rebuilt each step; the gp sampler lowers it (cubic fit)
+
     def __init__(self, space: SearchSpace, seed: int | None = None, **params: Any):
         super().__init__(space, seed)
         params = dict(params)
         self.sampler_cls_name = choose("optuna", "sampler", params.pop("sampler", "tpe"), _SAMPLERS)
+        if self.sampler_cls_name == "GPSampler":
+            self.history_limit = 300
         module, fix = _SAMPLER_NEEDS.get(self.sampler_cls_name, ("optuna", ""))
         if importlib.util.find_spec(module) is None:
             raise MissingDependencyError(f"optuna's {self.sampler_cls_name} needs {module}, which is not installed: {fix}")

@@ -65,9 +65,16 @@ class _Mapping:
             self.from_x = dim.from_unit
 
 
+#: Results a step models, by estimator: a GP's fit is cubic in them (skopt at 1,000 points took
+#: 58 s a step, at 50,000 the OOM killer); trees are n log n.
+_HISTORY_LIMITS = {"GP": 200, "RF": 2000, "ET": 2000, "GBRT": 2000}
+
+
 class SkoptSearch(BaseAlgorithm):
     """``algorithm_param``: base_estimator (GP, RF, ET, GBRT), n_initial_points, acq_func,
     acq_optimizer, n_points, strategy (cl_min, cl_mean, cl_max)."""
+
+    pending_limit = 200  # constant liars: one model refit each
 
     def __init__(self, space: SearchSpace, seed: int | None = None, **params: Any):
         super().__init__(space, seed)
@@ -78,6 +85,7 @@ class SkoptSearch(BaseAlgorithm):
                 "algorithm 'skopt': base_estimator GBRT does not work with numpy >= 2.4 and "
                 "scikit-learn >= 1.6 (scikit-optimize 0.10.2 calls removed APIs); use GP, RF or ET"
             )
+        self.history_limit = _HISTORY_LIMITS[self.params["base_estimator"]]
         self.mappings = [_Mapping(d) for d in space]
         self.optimizer: Optimizer | None = None
 

@@ -24,6 +24,7 @@ from ..space import SearchSpace, point_key
 
 __all__ = [
     "BaseAlgorithm",
+    "best_and_sample",
     "Evaluated",
     "FAILED",
     "FAILURE_LOSS",
@@ -103,6 +104,18 @@ def split_history(
     return evaluated, pending
 
 
+def best_and_sample(losses: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of at most ``cap`` results to model, in their original order: the best third of
+    ``cap`` by loss, plus a seeded uniform sample of the rest (the good region stays sharp, the
+    rest of the space stays represented). All indices when there are no more than ``cap``."""
+    n = len(losses)
+    if n <= cap:
+        return np.arange(n)
+    order = np.argsort(losses, kind="stable")
+    best, rest = order[: cap // 3], order[cap // 3:]
+    return np.sort(np.concatenate([best, rng.choice(rest, cap - len(best), replace=False)]))
+
+
 @contextlib.contextmanager
 def _one_blas_thread() -> Any:
     """Run numerics on one BLAS thread: the matrices here are small, and on a busy 2-core
@@ -138,6 +151,14 @@ class BaseAlgorithm(ABC):
 
     #: Registered name, set by the registry.
     name: str = ""
+    #: The most evaluated points :meth:`rebuild` is given, so a step's time and memory stay
+    #: bounded at any history size (docs/CONTRACTS.md, "Steering cost"); past it the history is
+    #: subsampled with :func:`best_and_sample` and the step says so in :attr:`notes`. ``None``:
+    #: the algorithm models no history (its cost is linear in it).
+    history_limit: int | None = None
+    #: The most pending points :meth:`suggest` is given (the latest ones); all of them still
+    #: count as seen, so none is proposed again.
+    pending_limit: int | None = 1000
 
     def __init__(self, space: SearchSpace, seed: int | None = None, **params: Any):
         """Called once per step by the steering (or once per campaign by a warm searcher).
@@ -150,6 +171,9 @@ class BaseAlgorithm(ABC):
         self.step_seed = self.seed
         self.rng = np.random.default_rng(self.seed)
         self.max_points: int | None = None
+        #: What the last step did to stay within its bounds, one sentence each (the steering
+        #: prints them on stderr, into the round's log).
+        self.notes: list[str] = []
 
     # ---- hooks ----------------------------------------------------------------------------
     @abstractmethod
@@ -213,6 +237,7 @@ class BaseAlgorithm(ABC):
         )
         self.rng = np.random.default_rng(self.step_seed)
         seen = {point_key(e.point) for e in evaluated} | {point_key(p) for p in pending_points}
+        evaluated, pending_points = self._bounded(evaluated, pending_points)
         with _one_blas_thread():
             self.rebuild(evaluated)
             raws = self.suggest(n, list(pending_points))[:n]
@@ -226,6 +251,28 @@ class BaseAlgorithm(ABC):
         if len(out) < n:
             out += [self.space.canonical(p) for p in self.fill(n - len(out), seen)]
         return out
+
+
+    def _bounded(self, evaluated: list[Evaluated],
+                 pending: list[dict[str, Any]]) -> tuple[list[Evaluated], list[dict[str, Any]]]:
+        """The history and pending points the model sees, within :attr:`history_limit` and
+        :attr:`pending_limit`; each cut is noted in :attr:`notes`."""
+        self.notes = []
+        limit = self.history_limit
+        if limit is not None and len(evaluated) > limit:
+            keep = best_and_sample(np.array([e.loss for e in evaluated]), limit, self.rng)
+            self.notes.append(
+                f"{self.name or type(self).__name__}: modelling {limit} of {len(evaluated)} evaluated points "
+                f"(the best {limit // 3} and {limit - limit // 3} sampled at random) to bound the step's time and memory"
+            )
+            evaluated = [evaluated[i] for i in keep]
+        if self.pending_limit is not None and len(pending) > self.pending_limit:
+            self.notes.append(
+                f"{self.name or type(self).__name__}: steering away from the latest {self.pending_limit} of "
+                f"{len(pending)} pending points (all are still never proposed again)"
+            )
+            pending = pending[-self.pending_limit:]
+        return evaluated, pending
 
 
 def _values(dim: Any) -> list[Any]:
