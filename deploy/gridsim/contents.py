@@ -78,7 +78,8 @@ class Contents:
 
     def points(self) -> list[Point]:
         with self._lock:
-            rows = self._db.execute("SELECT id, path, status, round, attempts, given_up FROM contents ORDER BY id").fetchall()
+            rows = self._db.execute(
+                "SELECT id, path, status, round, attempts, given_up FROM contents ORDER BY id").fetchall()
         out = []
         for pid, path, status, round_no, attempts, given_up in rows:
             parameters, loss = json.loads(path)

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,10 @@ pytestmark = pytest.mark.slow
 STEER = '''
 import argparse, json
 p = argparse.ArgumentParser()
-p.add_argument("--in", dest="inp"); p.add_argument("--out"); p.add_argument("--n", type=int); p.add_argument("--max", type=int)
+for flag in ("--in", "--out", "--n", "--max"):
+    p.add_argument(flag, type=str if flag in ("--in", "--out") else int)
 a = p.parse_args()
-doc = json.load(open(a.inp))
+doc = json.load(open(getattr(a, "in")))
 points, space = doc["points"], doc["opt_space"]
 if isinstance(space, list):  # segmented: [[model_id, point], loss] in, [[model_id, point], ...] out
     per_model = a.max // len(space)
@@ -212,7 +212,8 @@ def test_steering_container_without_workdir_fails_as_idds_would(grid_env: dict, 
     wait_task(gridsim, tid, ("failed",), timeout=60)
     folder = task_dir(gridsim, tid)
     assert sorted(p.name for p in (folder / "rounds").iterdir()) == ["1.0", "1.1", "1.2", "1.3"]
-    assert "invalid mount path: 'None' mount path must be absolute" in (folder / "rounds" / "1.3" / "steering.log").read_text()
+    last = (folder / "rounds" / "1.3" / "steering.log").read_text()
+    assert "invalid mount path: 'None' mount path must be absolute" in last
     assert not (folder / "jobs").exists()
     assert re.search(rf"{tid}\s+\d+\s+failed\s+0%", client("pbook", "show", str(tid), env=grid_env).stdout)
 
