@@ -536,9 +536,9 @@ class Engine:
             if recorded != attempt:  # another driver touched this point: a bug, not a user error
                 raise CampaignError(f"point {pid}: expected attempt {attempt}, the store says {recorded}")
             job = self._job(pid, attempt, workdir)
+            self.runner.start(job)  # (the first job waits for the fork server's imports: not the job's time)
             deadline = time.monotonic() + self.settings.timeout + self.settings.kill_grace if self.settings.timeout else None
             self._running[job.key] = _Running(job, time.time(), deadline)
-            self.runner.start(job)
             launched = True
         if launched:
             self._publish()

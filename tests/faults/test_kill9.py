@@ -37,6 +37,19 @@ def _done(project: Path, cid: int, ledger: Path) -> int:
         return 0
 
 
+def _running(project: Path, ledger: Path, timeout: float = 120) -> None:
+    """Wait until the campaign has a job running (its store exists, a point is running)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if any(p["state"] == "running" for p in books(project, 1, ledger).points.values()):
+                return
+        except Exception:  # the store is being created
+            pass
+        time.sleep(0.1)
+    raise AssertionError("no job started")
+
+
 def _check(project: Path, env: dict[str, str], tmp: Path, label: str, **figures: int) -> None:
     b = books(project, 1, tmp / "ledger.txt")
     print(f"\n[{label}] points {len(b.points)}, job starts {b.job_starts}, losses computed {b.evaluations}, "
@@ -94,7 +107,8 @@ def test_kill9_driver_repeatedly_then_resume(cli_env, tmp_path) -> None:
     driver = _driver(env, "dr", "--max_attempts", "1")
     kills = resumes = 0
     while True:
-        time.sleep(rng.uniform(1.0, 3.0))
+        _running(project, tmp_path / "ledger.txt")
+        time.sleep(rng.uniform(0.2, 2.0))
         if driver.poll() is not None or kills == KILLS:
             break
         driver.kill()
@@ -114,7 +128,7 @@ def test_two_concurrent_resumes(cli_env, tmp_path) -> None:
     env = marked_env(cli_env, tmp_path)
     project = make_project(env, tmp_path, "cr", num_trials=POINTS, concurrent=CONCURRENT)
     first = _driver(env, "cr")
-    time.sleep(2.0)
+    _running(project, tmp_path / "ledger.txt")
     first.kill()
     first.wait()
     races = 0
@@ -141,7 +155,7 @@ def test_two_concurrent_resumes(cli_env, tmp_path) -> None:
             out, err = winner.communicate()
             assert winner.returncode == 0, out + err
             break
-        time.sleep(1.0)
+        _running(project, tmp_path / "ledger.txt")
         winner.kill()
         winner.wait()
     assert races >= 2

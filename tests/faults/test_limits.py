@@ -94,3 +94,43 @@ def test_time_limit_process_group_log_cap_and_sys_exit(cli_env, tmp_path) -> Non
     shown = hpogrid(["tasks", "show", "--local", "--metadata"], env).stdout
     assert "job time limit 15 s" in shown
     assert Path(b.job(hang["id"], 2) / "output.json").exists()
+
+
+SLOW_CLEANUP = '''
+import pathlib, time
+
+from ray import tune
+
+
+class T(tune.Trainable):
+    def step(self):
+        return {"loss": 2.5}
+
+    def cleanup(self):
+        pathlib.Path("cleanup").write_text("yes")
+        time.sleep(60)
+'''
+
+
+def test_sigterm_during_cleanup_keeps_the_final_metric(cli_env, tmp_path) -> None:
+    """A job stopped after its training ended (cleanup running) keeps its result: status 0, its loss."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import installed
+    from tests.evaluator._evalkit import make_job, write_project
+
+    project = write_project(tmp_path / "proj", script="train.py", model="T", source=SLOW_CLEANUP)
+    job = make_job(tmp_path / "job", {"x": 0.5})
+    proc = subprocess.Popen([installed("hpogrid-evaluate"), "--project", str(project)], cwd=job, env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (job / "cleanup").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert json.loads((job / "output.json").read_text()) == {"status": 0, "loss": 2.5, "message": ""}
+    assert "after the training ended; its result is kept" in err
