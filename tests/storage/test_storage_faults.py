@@ -255,7 +255,7 @@ def _fill(disk: Path, leave: int) -> Path:
 def test_a_full_disk_fails_the_campaign_in_one_line_and_loses_nothing(small_disk: Path) -> None:
     home = small_disk / "home"
     make_home(home, 30)
-    ballast = _fill(small_disk, 160 * 1024)
+    ballast = _fill(small_disk, 448 * 1024)
     run = hpogrid(home, "submit_idds", "p", "--progress", "none")
     line = one_line_error(run, names=str(home))
     assert "the disk is full" in line and "free space" in line
