@@ -103,8 +103,12 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if isinstance(exc, OSError) and exc.filename is None:  # a failed write: say which file
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        if isinstance(exc, OSError):  # a full or read-only disk: one line naming the file
+            from .store import storage_error  # (the store imports this module)
+
+            error = storage_error(OSError(exc.errno, exc.strerror, exc.filename or str(path)))
+            if error is not None:
+                raise error from exc
         raise
 
 

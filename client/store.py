@@ -50,6 +50,9 @@ POINT_STATES = ("proposed", "running", "finished", "failed", "stopped")
 FINAL_STATES = ("finished", "failed", "stopped")
 CAMPAIGN_STATES = ("created", "running", "finished", "failed", "killed", "interrupted")
 
+#: Disk a running driver keeps aside to record its campaign's end on a full disk.
+RESERVE_BYTES = 256 * 1024
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaign (
     id TEXT PRIMARY KEY,
@@ -355,7 +358,32 @@ class Store:
         if "settings" in fields:
             fields["settings"] = json.dumps(fields["settings"])
         sets = ", ".join(f"{k} = ?" for k in fields)
-        self._conn.execute(f"UPDATE campaign SET {sets}", list(fields.values()))
+        try:
+            self._conn.execute(f"UPDATE campaign SET {sets}", list(fields.values()))
+        except sqlite3.Error as exc:  # a full disk: give back the driver's reserve, then record (once)
+            if storage_error(exc, self.path) is None or not self.release_reserve():
+                raise
+            self._conn.execute(f"UPDATE campaign SET {sets}", list(fields.values()))
+
+    # ---- the driver's reserve of disk space -----------------------------------------------
+    def keep_reserve(self) -> None:
+        """Set :data:`RESERVE_BYTES` of disk aside next to the store (``store.db.reserve``), best
+        effort. When the disk fills up, :meth:`update_campaign` gives it back and retries, so a
+        driver can still record why its campaign ended instead of leaving it ``running``."""
+        path = self.path.with_name(self.path.name + ".reserve")
+        try:
+            with open(path, "wb") as f:
+                f.write(bytes(RESERVE_BYTES))
+        except OSError:
+            path.unlink(missing_ok=True)
+
+    def release_reserve(self) -> bool:
+        """Give the reserve back (at the end of a run, or to record it on a full disk)."""
+        try:
+            self.path.with_name(self.path.name + ".reserve").unlink()
+            return True
+        except FileNotFoundError:
+            return False
 
     # ---- rounds -------------------------------------------------------------------------
     @_guarded

@@ -283,6 +283,7 @@ class Engine:
         now = time.time()
         self.store.update_campaign(status="running", pid=os.getpid(), started=campaign.get("started") or now,
                                    ended=None, message=None)
+        self.store.keep_reserve()  # a full disk later: the campaign's end can still be recorded
         for r in self.store.rounds():
             if r["status"] == "running":
                 self.store.end_round(r["id"], "lost", n_proposed=r["n_proposed"] or 0, attempts=r["attempts"] or 0,
@@ -657,6 +658,7 @@ class Engine:
                     if settings.get("kill_requested"):
                         status, message = "killed", "killed by `hpogrid tasks kill`"
                 self.store.update_campaign(status=status, ended=time.time(), message=message)
+                self.store.release_reserve()
                 self.store.checkpoint()
                 self.progress.status, self.progress.message = status, message
                 self.progress.running = 0
