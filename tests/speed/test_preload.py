@@ -258,3 +258,47 @@ def test_ray_backend_workers_import_the_training_script_once_each(ray_head, tmp_
     # one import per warm server (one per Ray worker process used), never one per job
     assert len(servers) == len(set(servers)) and 1 <= len(servers) < 8
     assert len(jobs) == 8 and not jobs & set(servers)
+
+
+@pytest.fixture
+def ray_worker():
+    """This process as a Ray worker: ``_ray``'s per-process fork servers, closed and forgotten after."""
+    from hpogrid.client.engine import _ray
+
+    yield _ray
+    for runner in _ray._SERVERS.values():
+        runner.close()
+    _ray._SERVERS.clear()
+    for digest in ("speedtest-a", "speedtest-b", "speedtest-c"):
+        shutil.rmtree(Path(tempfile.gettempdir()) / "hpogrid-ray" / digest, ignore_errors=True)
+
+
+def test_ray_task_body_reuses_the_workers_warm_fork_server(tmp_path, count_file, ray_worker) -> None:
+    """What a Ray worker runs per task (``ray_job``), called twice in this process as a worker would:
+    one fork server for the project, the module imported once, each job its own process; a task of
+    another project replaces the server."""
+    _ray = ray_worker
+    project = write_project(tmp_path / "project", COUNTED)
+    bundle = _ray._pack(project)
+    results = [_ray.ray_job(bundle, "speedtest-a", {"x": float(x)}, ["--meta", "meta.json"], {}, 60.0)
+               for x in (1, 2)]
+    server = _ray._SERVERS["speedtest-a"]._proc.pid  # type: ignore[union-attr]
+    metas = [json.loads(r["files"]["meta.json"]) for r in results]
+    assert [r["rc"] for r in results] == [0, 0]
+    assert [json.loads(r["files"]["output.json"])["loss"] for r in results] == [1.0, 2.0]
+    assert imports(count_file) == [server]
+    assert [m["preload"] for m in metas] == [{"preloaded": True}] * 2
+    assert [metrics(m)["calls"] for m in metas] == [1, 1]
+    assert len({m["host"]["pid"] for m in metas} | {server}) == 3
+    other = write_project(tmp_path / "other", COUNTED.replace("VERSION = 1", "VERSION = 3"))
+    result = _ray.ray_job(_ray._pack(other), "speedtest-b", {"x": 3.0}, ["--meta", "meta.json"], {}, 60.0)
+    assert metrics(json.loads(result["files"]["meta.json"]))["version"] == 3
+    assert list(_ray._SERVERS) == ["speedtest-b"] and len(imports(count_file)) == 2
+
+
+def test_ray_task_body_kills_a_job_at_the_hard_timeout(tmp_path, count_file, ray_worker) -> None:
+    _ray = ray_worker
+    project = write_project(tmp_path / "project", COUNTED.replace("    CALLS.append", "    import time; time.sleep(600)\n    CALLS.append"))
+    result = _ray.ray_job(_ray._pack(project), "speedtest-c", {"x": 1.0}, ["--meta", "meta.json"], {}, 3.0)
+    assert (result["rc"], result["signal"]) == (None, 9)
+    assert "output.json" not in result["files"]
