@@ -504,6 +504,7 @@ def local_run(
         echo(f"note: algorithm 'tune' repeats the whole grid: {num_samples} x {len(space.grid_combinations())} trials")
     recorder = _recorder(store, space, mapper, metric, mode, num_trials, echo)
     recorder.max_failures = int(hpo.get("max_failures") or 0)
+    recorder.stop = dict(stop or {})
     status, message = "failed", ""
     try:
         with _quiet(log_dir / _RAY_LOG_NAME, enabled=not verbose):
@@ -639,6 +640,7 @@ class _Recorder:
         self.best: float | None = None
         self.host = os.uname().nodename
         self.max_failures = 0
+        self.stop: dict[str, float] = {}  # the run's stop criteria: a trial that meets them is not cut short
         self.failed_in_a_row = 0
         self.stopped_because: str | None = None
 
@@ -667,7 +669,7 @@ class _Recorder:
         if trial.trial_id not in self.ids:
             self.on_trial_start(iteration, trials, trial)
         self.results[trial.trial_id].append({k: v for k, v in result.items() if k != "config"})
-        self.cut[trial.trial_id] = _cut_short(trial, result)
+        self.cut[trial.trial_id] = _cut_short(result, self.stop)
         self.records[trial.trial_id].append(result_record(result, time.time()))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -728,14 +730,13 @@ class _Recorder:
 
 
 
-def _cut_short(trial: Any, result: dict) -> bool:
+def _cut_short(result: dict, stop: Mapping[str, float]) -> bool:
     """Whether the scheduler stopped the trial at ``result``: Ray Tune marks a result ``done`` when
-    it decides to stop the trial, which is the scheduler's doing unless the trial's stop criteria
-    are met (a trial that returns by itself ends after a result that is not ``done``)."""
-    if not result.get("done"):
-        return False
-    criteria = getattr(trial, "stopping_criterion", None) or {}
-    return not any(isinstance(result.get(k), (int, float)) and result[k] >= v for k, v in criteria.items())
+    it decides to stop the trial, which is the scheduler's doing unless the run's stop criteria are
+    met (a trial that returns by itself ends after a result that is not ``done``)."""
+    from hpogrid.evaluator.runner import stop_reached
+
+    return bool(result.get("done")) and not (stop and stop_reached(result, stop))
 
 
 def _trial_error(trial: Any) -> str:
