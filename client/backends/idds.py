@@ -233,6 +233,17 @@ class IddsSteering(BaseSteering):
         return sum(self.store.counts().values())
 
 
+def _campaign_log(store: Store) -> Callable[[str], None]:
+    """Lines (each PUT, each loss taken from iDDS) into the campaign's ``idds.log``."""
+    path = store.path.parent / "idds.log"
+
+    def write(line: str) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+
+    return write
+
+
 def _mode(store: Store) -> str:
     return store.campaign().get("mode") or "min"
 
@@ -278,13 +289,7 @@ class IddsBackend(EmbeddedBackend):
         return self._start(store, options)
 
     def make_steering(self, store: Store, options: SubmitOptions) -> BaseSteering:
-        log = store.path.parent / "idds.log"
-
-        def write(line: str) -> None:
-            with open(log, "a", encoding="utf-8") as f:
-                f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
-
-        self._steering = IddsSteering(IddsService.of(store), store, log=write)
+        self._steering = IddsSteering(IddsService.of(store), store, log=_campaign_log(store))
         self._steering.reconcile()
         return self._steering
 
@@ -325,7 +330,7 @@ class IddsBackend(EmbeddedBackend):
         campaign = store.campaign()
         if driver_alive(campaign.get("pid")) and campaign["status"] in ("running", "created"):
             return
-        steering = IddsSteering(IddsService.of(store), store)
+        steering = IddsSteering(IddsService.of(store), store, log=_campaign_log(store))
         points = steering.refresh()
         known = steering.known()
         new = [p for p in points if p.id > known]
