@@ -10,7 +10,7 @@ from hpogrid.iddslocal import LocalIdds
 from tests.idds import shared
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def real_idds() -> Iterator[LocalIdds]:
     """A started local iDDS (its own work folder outside pytest's, a free port), shared by the
     session and stopped (its database removed) at the end. Skips, saying why, where the iDDS
