@@ -252,6 +252,7 @@ def _fill(disk: Path, leave: int) -> Path:
     return ballast
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_the_campaign_in_one_line_and_loses_nothing(small_disk: Path) -> None:
     home = small_disk / "home"
     make_home(home, 30)
