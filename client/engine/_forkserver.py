@@ -29,10 +29,9 @@ import time
 import traceback
 from typing import Any
 
-from ._jobs import evaluate_command, signal_group
+from ._jobs import PRELOAD_PROJECT_ENV, evaluate_command, signal_group
 
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL
-PROJECT_ENV = "HPOGRID_FORKSERVER_PROJECT"  # the project whose training module the server preloads
 
 
 class _ProjectPreloader:
@@ -139,7 +138,7 @@ def serve() -> int:
 
             program.preload()
             evaluate = program.main
-            project = _ProjectPreloader(os.environ.get(PROJECT_ENV))
+            project = _ProjectPreloader(os.environ.get(PRELOAD_PROJECT_ENV))
             import gc
 
             gc.collect()

@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpogrid.evaluator.program import SENT_AT_ENV
 from ..errors import CampaignError
 from ._wire import LineReader, send
+
+PRELOAD_PROJECT_ENV = "HPOGRID_FORKSERVER_PROJECT"  # the project whose training module the fork server preloads
 
 __all__ = ["Job", "JobExit", "BaseJobRunner", "ForkServerRunner", "ProcessRunner", "evaluate_command"]
 
@@ -180,7 +183,7 @@ class ForkServerRunner(BaseJobRunner):
         log = open(self.log, "ab") if self.log is not None else subprocess.DEVNULL
         env = {**os.environ, "HPOGRID_FORKSERVER_PRELOAD": "1" if self.preload else "0"}
         if self.project_dir is not None:
-            env["HPOGRID_FORKSERVER_PROJECT"] = str(self.project_dir)
+            env[PRELOAD_PROJECT_ENV] = str(self.project_dir)
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "hpogrid.client.engine._forkserver"], stdin=subprocess.PIPE,
@@ -223,7 +226,7 @@ class ForkServerRunner(BaseJobRunner):
         if not self._ready:
             self._wait_ready()
         req: dict[str, Any] = {"op": "run", "key": job.key, "cwd": str(job.workdir), "log": job.log,
-                               "env": {**job.env, "HPOGRID_JOB_SENT_AT": f"{time.time():.6f}"}}
+                               "env": {**job.env, SENT_AT_ENV: f"{time.time():.6f}"}}
         if job.argv:
             req["exec"] = job.argv
         elif self.preloaded:
