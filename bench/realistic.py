@@ -194,7 +194,10 @@ def campaign_results(home: Path, name: str) -> tuple[float | None, list[JobTimes
         if state != "finished":
             continue
         best = metric if best is None or metric > best else best
-        meta = json.loads((Path(job_dir) / "meta.json").read_text())
+        meta_path = Path(job_dir) / "meta.json"
+        if not meta_path.is_file():  # local_run: a Ray trial folder, no evaluator job
+            continue
+        meta = json.loads(meta_path.read_text())
         t = meta["timings"]
         preloaded += bool((meta.get("preload") or {}).get("preloaded"))
         inside = t["total_s"]  # the evaluator's own time, from its start to its files
@@ -297,7 +300,8 @@ def main() -> int:
         rows.append(attempt("plain Optuna study.optimize(n_jobs=2)", "one process, threads",
                             lambda: optuna_or_tuner(OPTUNA % fill, env, "plain Optuna")))
         rows.append(attempt("Ray Tune Tuner (random)", "reuse_actors default",
-                            lambda: optuna_or_tuner(TUNER % {**fill, "storage": str(tmp / "ray")}, env, "Ray Tune Tuner")))
+                            lambda: optuna_or_tuner(TUNER % {**fill, "storage": str(tmp / "ray")},
+                                                    {**env, "PYTHONPATH": str(SCRIPTS)}, "Ray Tune Tuner")))
         home = tmp / "home"
         hpo_env = {**env, "HPOGRID_HOME": str(home)}
         make_project(hpo_env, "mlp", SCRIPT, "train_mlp", n, c)

@@ -35,10 +35,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ._jobs import LOG_CAP, claim_job, copy_capped, end_group, evaluate_command, mark_started, signal_group
+from ._jobs import LOG_CAP, PRELOAD_PROJECT_ENV, claim_job, copy_capped, end_group, evaluate_command, mark_started, signal_group
 
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL
-PROJECT_ENV = "HPOGRID_FORKSERVER_PROJECT"  # the project whose training module the server preloads
 
 
 class _ProjectPreloader:
@@ -176,7 +175,7 @@ def serve() -> int:
 
             program.preload()
             evaluate = program.main
-            project = _ProjectPreloader(os.environ.get(PROJECT_ENV))
+            project = _ProjectPreloader(os.environ.get(PRELOAD_PROJECT_ENV))
             import gc
 
             gc.collect()

@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpogrid.evaluator.program import SENT_AT_ENV
 from ..errors import CampaignError
 from ._wire import LineReader, send
+
+PRELOAD_PROJECT_ENV = "HPOGRID_FORKSERVER_PROJECT"  # the project whose training module the fork server preloads
 
 __all__ = ["Job", "JobExit", "BaseJobRunner", "ForkServerRunner", "ProcessRunner", "evaluate_command", "JobState",
            "job_state", "OrphanWatch", "LOG_CAP", "JOB_LOCK"]
@@ -356,7 +359,7 @@ class ForkServerRunner(BaseJobRunner):
         log = open(self.log, "ab") if self.log is not None else subprocess.DEVNULL
         env = {**os.environ, "HPOGRID_FORKSERVER_PRELOAD": "1" if self.preload else "0"}
         if self.project_dir is not None:
-            env["HPOGRID_FORKSERVER_PROJECT"] = str(self.project_dir)
+            env[PRELOAD_PROJECT_ENV] = str(self.project_dir)
         if self.lock_path is not None:
             env["HPOGRID_FORKSERVER_LOCK"] = str(self.lock_path)
         try:
@@ -446,7 +449,7 @@ class ForkServerRunner(BaseJobRunner):
                 if tries == 1:
                     raise CampaignError(f"the fork server exited at start 3 times (see {self.log})") from None
         req: dict[str, Any] = {"op": "run", "key": job.key, "cwd": str(job.workdir), "log": job.log,
-                               "env": {**job.env, "HPOGRID_JOB_SENT_AT": f"{time.time():.6f}"}}
+                               "env": {**job.env, SENT_AT_ENV: f"{time.time():.6f}"}}
         if job.argv:
             req["exec"] = job.argv
         elif self.preloaded:

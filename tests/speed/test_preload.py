@@ -219,13 +219,15 @@ def test_submit_idds_imports_the_training_script_once(cli_env, tmp_path) -> None
 
 
 @pytest.fixture
-def ray_head(cli_env):
-    """A private Ray head on loopback, in its own session, ended by its process group."""
+def ray_head(cli_env, tmp_path):
+    """A private Ray head on loopback, in its own session, ended by its process group; its workers
+    (and so their fork servers) count imports in ``tmp_path/imports.txt``."""
     ray = Path(sys.executable).parent / "ray"
     if not ray.exists():
         pytest.skip("ray is not installed (hpogrid[evaluator])")
     port = _free_port()  # an ephemeral port: outside Ray's worker port range (10002-19999)
-    env = {**cli_env, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    env = {**cli_env, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+           "COUNT_FILE": str(tmp_path / "imports.txt")}
     temp = tempfile.mkdtemp(prefix="hs", dir="/tmp")  # unix socket paths must stay short
     head = subprocess.Popen([str(ray), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
                              "--num-cpus", "2", "--block", "--include-dashboard=false", "--disable-usage-stats",
@@ -243,13 +245,12 @@ def ray_head(cli_env):
 def test_ray_backend_workers_import_the_training_script_once_each(ray_head, tmp_path) -> None:
     """``--backend ray``: each Ray worker process keeps a warm fork server per project."""
     env, address = ray_head
-    env = {**env, "COUNT_FILE": str(tmp_path / "imports.txt")}  # the jobs' environment travels with the task
     space = {"x": {"method": "uniform", "dimension": {"low": 0, "high": 10}}}
     project = make_project(env, tmp_path, "counted", num_trials=8, concurrent=2, space=space, script=COUNTED)
     hpogrid(["submit_idds", "counted", "--backend", "ray", "--ray-address", address, "--progress", "none"], env,
             timeout=300)
     rows = points(project, 1)
-    assert len(rows) == 8 and {r["state"] for r in rows.values()} == {"finished"}
+    assert len(rows) == 8 and {r["state"] for r in rows.values()} == {"finished"}, {r["message"] for r in rows.values()}
     metas = [json.loads(Path(r["job_dir"], "meta.json").read_text()) for r in rows.values()]
     assert all(m["preload"] == {"preloaded": True} for m in metas)
     assert [metrics(m)["calls"] for m in metas] == [1] * 8
