@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,6 +103,18 @@ def test_the_recording_holds_the_contract_we_rely_on():
     assert real["loss of an unknown point"]["exception_message"] == '{"msg": "list index out of range"}'
     assert real["request at the end"]["data"][0]["status"]["attributes"]["_name_"] == "Finished"
     assert len(real["points at the end"]["data"]) == 6
+
+
+def test_the_sandbox_answers_the_whole_scenario_as_the_real_idds(gridsim: dict):
+    """The same scenario against the sandbox: its own scheduler runs the standalone request's
+    rounds (the seeded steering proposes the same points), and every reply, with its data, is the
+    real iDDS's (same comparison as for the real server)."""
+    env = gridsim["env"]
+    replies = normalise(run_scenario(env["IDDS_HOST"], Path(env["X509_USER_PROXY"]), WORKLOAD, timeout=60))
+    assert len(replies) == len(_recorded()) == 29
+    assert [r["call"] for r in replies] == [r["call"] for r in _recorded()]
+    problems = _compare(replies, _recorded())
+    assert not problems, "\n".join(problems)
 
 
 def test_the_sandbox_answers_bad_calls_as_the_real_idds(gridsim: dict):
