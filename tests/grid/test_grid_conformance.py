@@ -5,9 +5,8 @@
   a seeded hpogrid-steering, losses PUT by the test, one of them NaN, an unknown point id, a loss
   that is not a number, bad paths and ids) and must answer exactly as recorded in
   ``wire/idds_hpo_scenario.json``: ids, parameters, losses, statuses, error headers, bodies.
-- The sandbox must answer the calls that need no running request exactly as the recording does.
-  (The sandbox runs an HPO request only with its PanDA task; the real iDDS also runs a standalone
-  request. See docs/IDDS-LOCAL.md.)
+- The sandbox runs the same whole scenario (its own scheduler runs the standalone request's rounds,
+  docs/GRIDSIM.md) and must give the same replies, compared by the same function, data included.
 
 Re-record with ``HPOGRID_RECORD_IDDS=1`` (writes the real replies instead of comparing).
 """
