@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import pytest
 from hpogrid.iddslocal import LocalIdds
 from tests.grid.conftest import WIRE_DIR
 from tests.grid.idds_oracle import Reply, bad_calls, differences, dumps, normalise, run_scenario
+from tests.idds import hpo
 from tests.idds.conftest import real_idds  # noqa: F401  (the session's real iDDS, shared with tests/idds)
 
 pytestmark = pytest.mark.slow
@@ -114,6 +116,20 @@ def test_the_sandbox_answers_the_whole_scenario_as_the_real_idds(gridsim: dict):
     assert [r["call"] for r in replies] == [r["call"] for r in _recorded()]
     problems = _compare(replies, _recorded())
     assert not problems, "\n".join(problems)
+
+
+def test_a_standalone_request_whose_steering_fails_fails_after_four_runs(gridsim: dict):
+    """The sandbox's standalone request follows iDDS's failure rule (docs/GRIDSIM.md): 1 + 3 retries."""
+    env = gridsim["env"]
+    failing = 'run --rm -v "$(pwd)":/HPOiDDS hpogrid-steering:test false'
+    rid = hpo.submit(env["IDDS_HOST"], Path(env["X509_USER_PROXY"]), hpo.request_metadata(7002, 4, 2, failing))
+    deadline = time.monotonic() + 60
+    while hpo.request_status(env["IDDS_HOST"], rid) != "Failed" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert hpo.request_status(env["IDDS_HOST"], rid) == "Failed"
+    assert hpo.points(env["IDDS_HOST"], 7002) == []
+    runs = sorted(d.name for d in (gridsim["state"] / "requests" / str(rid) / "rounds").iterdir())
+    assert runs == ["1.0", "1.1", "1.2", "1.3"]
 
 
 def test_the_sandbox_answers_bad_calls_as_the_real_idds(gridsim: dict):
