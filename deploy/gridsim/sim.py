@@ -396,7 +396,9 @@ class Simulation:
 
     # ---- iDDS -------------------------------------------------------------------------
     def add_request(self, data: dict[str, Any], user: str | None) -> int:
-        """``POST /request`` as JEDI sends it: the request is recorded (it runs only with its PanDA task)."""
+        """``POST /request`` as JEDI (or any iDDS client) sends it. An HPO request runs its rounds
+        at once with the sandbox's own iDDS round rule (``_steer``), with no PanDA jobs: the client
+        takes the points (``GET /hpo``) and PUTs the losses itself, as against the real iDDS."""
         meta = data.get("request_metadata") or {}
         workload = meta.get("workload_id", data.get("workload_id"))
         with self.lock:
@@ -406,7 +408,12 @@ class Simulation:
             folder.mkdir(parents=True, exist_ok=True)
             ext = Task(int(workload) if workload is not None else -rid, {"hpoRequestData": meta}, user or self.nickname,
                        folder, TaskKind.EXTERNAL, req_id=0, request_id=rid)
+            if _is_hpo_request(data):
+                ext.contents = Contents(folder / "contents.db")
+                ext.steering = Steering(points_to_generate=int(meta.get("num_points_per_iteration") or 10))
             self.external[rid] = ext
+        if ext.steering is not None:
+            self._start(ext)
         return rid
 
     def request_for(self, request_id: Any, workload_id: Any) -> Task | None:
@@ -430,6 +437,8 @@ class Simulation:
     def command(self, task: Task, command: str) -> None:
         """abort / close / retry of an iDDS request: the PanDA task's kill or retry."""
         if task.kind is TaskKind.EXTERNAL:
+            if command != "retry":
+                task.stop.set()
             task.touch({"abort": TaskStatus.ABORTED, "close": TaskStatus.FINISHED, "retry": TaskStatus.READY}[command])
         elif command == "retry":
             self.retry(task.task_id)
@@ -468,7 +477,7 @@ class Simulation:
 
     # ---- running ----------------------------------------------------------------------
     def _start(self, task: Task) -> None:
-        target = self._run_hpo if task.kind is TaskKind.HPO else self._run_prun
+        target = {TaskKind.HPO: self._run_hpo, TaskKind.EXTERNAL: self._run_request}.get(task.kind, self._run_prun)
         task.thread = threading.Thread(target=self._guard, args=(task, target), name=f"task-{task.task_id}",
                                        daemon=True)
         task.thread.start()
@@ -517,6 +526,30 @@ class Simulation:
                 task.touch(TaskStatus.FINISHED if any(p.loss is not None for p in points) else TaskStatus.FAILED)
             elif any(p.given_up for p in points):
                 task.touch(TaskStatus.FINISHED)
+            else:
+                task.touch(TaskStatus.DONE)
+
+    def _run_request(self, task: Task) -> None:
+        """A standalone HPO request: rounds only (``_steer``), the client evaluates the points.
+        The request stays New until its first steering run ends (the real iDDS's agents take a few
+        polls to pick it up: a reply right after the POST says New)."""
+        assert task.contents is not None and task.steering is not None
+        st = task.steering
+        while not task.stop.is_set():
+            self._steer(task)
+            if st.proc is None and st.state is not RequestState.RUNNING:
+                break
+            if task.status is TaskStatus.REGISTERED and st.proc is None and task.contents.points():
+                with self.lock:
+                    task.touch(TaskStatus.RUNNING)
+            time.sleep(POLL)
+        self._stop_all(task)
+        with self.lock:
+            if task.stop.is_set():
+                return  # the request's command (abort / close) set its status
+            if st.state is RequestState.FAILED:
+                task.error = st.error
+                task.touch(TaskStatus.FAILED)
             else:
                 task.touch(TaskStatus.DONE)
 
@@ -759,7 +792,7 @@ class Simulation:
 
     def shutdown(self) -> None:
         with self.lock:
-            tasks = list(self.tasks.values())
+            tasks = [*self.tasks.values(), *self.external.values()]
         for task in tasks:
             task.stop.set()
         for task in tasks:
@@ -775,6 +808,13 @@ class _Exited:
 
     def poll(self) -> int:
         return self.returncode
+
+
+def _is_hpo_request(data: dict[str, Any]) -> bool:
+    """An iDDS HyperParameterOpt request, whether idds-client's enum arrives decoded or as its JSON form."""
+    kind = data.get("request_type")
+    name = getattr(kind, "name", None) or (kind.get("attributes", {}).get("_name_") if isinstance(kind, dict) else kind)
+    return str(name) == "HyperParameterOpt" or kind == 4
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

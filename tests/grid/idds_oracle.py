@@ -1,9 +1,10 @@
 """The conformance scenario: one scripted sequence of iDDS calls, run against the real iDDS 2.6.21
 (server + agents, ``tests/idds`` ``real_idds``) and against the sandbox (``hpogrid-gridsim``).
 
-A PanDA-style HPO request (as JEDI sends it) whose steering is ``hpogrid-steering --seed 7``, so the
-points are a function of the history; the test plays the PanDA jobs: it takes each round's points
-and PUTs their losses (one of them NaN), and makes bad calls on the way. Every reply is recorded
+A standalone PanDA-style HPO request (as JEDI sends it, POSTed with idds-client; no PanDA task)
+whose steering is ``hpogrid-steering --seed 7``, so the points are a function of the history; the
+test plays the PanDA jobs: it takes each round's points and PUTs their losses (one of them NaN),
+and makes bad calls on the way. Every reply is recorded
 with its data; ``normalise`` removes only what differs by nature (request ids, dates).
 """
 

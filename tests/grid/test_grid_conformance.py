@@ -5,9 +5,8 @@
   a seeded hpogrid-steering, losses PUT by the test, one of them NaN, an unknown point id, a loss
   that is not a number, bad paths and ids) and must answer exactly as recorded in
   ``wire/idds_hpo_scenario.json``: ids, parameters, losses, statuses, error headers, bodies.
-- The sandbox must answer the calls that need no running request exactly as the recording does.
-  (The sandbox runs an HPO request only with its PanDA task; the real iDDS also runs a standalone
-  request. See docs/IDDS-LOCAL.md.)
+- The sandbox runs the same whole scenario (its own scheduler runs the standalone request's rounds,
+  docs/GRIDSIM.md) and must give the same replies, compared by the same function, data included.
 
 Re-record with ``HPOGRID_RECORD_IDDS=1`` (writes the real replies instead of comparing).
 """
@@ -17,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ import pytest
 from hpogrid.iddslocal import LocalIdds
 from tests.grid.conftest import WIRE_DIR
 from tests.grid.idds_oracle import Reply, bad_calls, differences, dumps, normalise, run_scenario
+from tests.idds import hpo
 from tests.idds.conftest import real_idds  # noqa: F401  (the session's real iDDS, shared with tests/idds)
 
 pytestmark = pytest.mark.slow
@@ -102,6 +104,32 @@ def test_the_recording_holds_the_contract_we_rely_on():
     assert real["loss of an unknown point"]["exception_message"] == '{"msg": "list index out of range"}'
     assert real["request at the end"]["data"][0]["status"]["attributes"]["_name_"] == "Finished"
     assert len(real["points at the end"]["data"]) == 6
+
+
+def test_the_sandbox_answers_the_whole_scenario_as_the_real_idds(gridsim: dict):
+    """The same scenario against the sandbox: its own scheduler runs the standalone request's
+    rounds (the seeded steering proposes the same points), and every reply, with its data, is the
+    real iDDS's (same comparison as for the real server)."""
+    env = gridsim["env"]
+    replies = normalise(run_scenario(env["IDDS_HOST"], Path(env["X509_USER_PROXY"]), WORKLOAD, timeout=60))
+    assert len(replies) == len(_recorded()) == 29
+    assert [r["call"] for r in replies] == [r["call"] for r in _recorded()]
+    problems = _compare(replies, _recorded())
+    assert not problems, "\n".join(problems)
+
+
+def test_a_standalone_request_whose_steering_fails_fails_after_four_runs(gridsim: dict):
+    """The sandbox's standalone request follows iDDS's failure rule (docs/GRIDSIM.md): 1 + 3 retries."""
+    env = gridsim["env"]
+    failing = 'run --rm -v "$(pwd)":/HPOiDDS hpogrid-steering:test false'
+    rid = hpo.submit(env["IDDS_HOST"], Path(env["X509_USER_PROXY"]), hpo.request_metadata(7002, 4, 2, failing))
+    deadline = time.monotonic() + 60
+    while hpo.request_status(env["IDDS_HOST"], rid) != "Failed" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert hpo.request_status(env["IDDS_HOST"], rid) == "Failed"
+    assert hpo.points(env["IDDS_HOST"], 7002) == []
+    runs = sorted(d.name for d in (gridsim["state"] / "requests" / str(rid) / "rounds").iterdir())
+    assert runs == ["1.0", "1.1", "1.2", "1.3"]
 
 
 def test_the_sandbox_answers_bad_calls_as_the_real_idds(gridsim: dict):
