@@ -112,7 +112,7 @@ def _run(specs: dict[str, dict], home: Path, *, init: dict | None = {}, timeout:
 
 def _ok(result: dict, n: int) -> list[dict]:
     assert "error" not in result, result
-    assert result["counts"]["finished"] == n, result
+    assert result["counts"]["finished"] + result["counts"].get("stopped", 0) == n, result  # stopped: by a scheduler
     assert result["counts"]["running"] == result["counts"]["proposed"] == 0
     return result["points"]
 
@@ -215,6 +215,8 @@ def test_algorithm_with_scheduler(request: pytest.FixtureRequest, algorithm: str
         assert -5 <= p["params"]["x"] <= 5 and p["params"]["c"] in (0, 1)
         assert 1 <= p["iterations"] <= 2
         assert p["metric"] is not None
+        # a trial the scheduler cut short is `stopped`; one that reached stop (2 iterations) `finished`
+        assert p["state"] == ("finished" if p["iterations"] == 2 else "stopped"), p
     if algorithm == "grid":
         assert sorted(p["params"]["c"] for p in points) == [0, 1]
 
