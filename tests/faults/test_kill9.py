@@ -10,7 +10,6 @@ the campaign left behind. The figures of each run are printed (``pytest -s``) fo
 from __future__ import annotations
 
 import random
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,8 @@ import pytest
 
 from tests.conftest import installed
 from tests.faults._kit import books, find, fork_server, kill9, make_project, marked_env, no_orphans
+
+pytestmark = pytest.mark.slow  # 45-140 s each on a busy 2-core machine
 
 POINTS = 24
 CONCURRENT = 4

@@ -4,9 +4,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import installed
+from tests.evaluator._evalkit import make_job, write_project
 from tests.faults._kit import books, hpogrid, make_project, marked_env, no_orphans
 
 LIMITS = '''
@@ -52,6 +59,7 @@ def test_default_time_limit_is_24h(cli_env, tmp_path) -> None:
     assert fields["settings"]["timeout"] == 86400.0
 
 
+@pytest.mark.slow
 def test_time_limit_process_group_log_cap_and_sys_exit(cli_env, tmp_path) -> None:
     env = marked_env(cli_env, tmp_path)
     project = make_project(env, tmp_path, "lim", num_trials=len(PLAN), concurrent=2, script=LIMITS,
@@ -114,13 +122,6 @@ class T(tune.Trainable):
 
 def test_sigterm_during_cleanup_keeps_the_final_metric(cli_env, tmp_path) -> None:
     """A job stopped after its training ended (cleanup running) keeps its result: status 0, its loss."""
-    import signal
-    import subprocess
-    import time
-
-    from tests.conftest import installed
-    from tests.evaluator._evalkit import make_job, write_project
-
     project = write_project(tmp_path / "proj", script="train.py", model="T", source=SLOW_CLEANUP)
     job = make_job(tmp_path / "job", {"x": 0.5})
     proc = subprocess.Popen([installed("hpogrid-evaluate"), "--project", str(project)], cwd=job, env=cli_env,
