@@ -4,7 +4,7 @@ Every backend (embedded, Ray, grid, local_run) writes campaigns, rounds and poin
 shape, so ``tasks`` and ``report`` read them alike. Each transition is committed before the caller
 acts on it: a driver killed at any moment leaves a store that says what had happened.
 
-Point states (DESIGN.md): ``proposed -> running -> finished | failed``, and ``stopped`` for a
+Point states (docs/DESIGN.md §2): ``proposed -> running -> finished | failed``, and ``stopped`` for a
 ``local_run`` trial cut short by Ray Tune's scheduler (its loss is the last iteration it ran).
 Finished, stopped and failed are final; a running point whose job was lost goes back to ``proposed`` with its attempt counted.
 """

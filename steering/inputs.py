@@ -1,6 +1,6 @@
 """Reading what a steering run is given: iDDS's ``%IN`` file and the optional config file.
 
-``%IN`` comes in two forms (../shared/reference/PROTOCOL.md, section 2):
+``%IN`` comes in two forms (docs/PROTOCOL.md §2):
 flat ``{"points": [[{...}, loss|null], ...], "opt_space": {...}|null}`` and segmented
 ``{"points": [[[model_id, {...}], loss|null], ...], "opt_space": [{"model_id": 0,
 "search_space": {...}}, ...]}``. The config is a project.json (``hpo_config`` + ``search_space``)

@@ -26,7 +26,7 @@ __all__ = ["PandaBackend", "campaign_status", "FINAL_TASK_STATES"]
 
 GRID_MAX_ATTEMPTS = 5  # PanDA's retries of a point before it reports loss 1e5
 
-# PanDA task status -> campaign status (DESIGN.md words)
+# PanDA task status -> campaign status (docs/DESIGN.md §3)
 _TASK_STATES = {
     "finished": "finished", "done": "finished",
     "failed": "failed", "broken": "failed", "exhausted": "failed",

@@ -40,7 +40,7 @@ from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, WarmSte
 
 __all__ = ["Engine", "EngineSettings", "Progress", "Outcome", "judge", "DEFAULTS", "NOT_RETRIED"]
 
-#: phpo's and PanDA's defaults (PROTOCOL.md §4, §3).
+#: phpo's, PanDA's and iDDS's defaults (docs/PROTOCOL.md §4, §3, §2).
 DEFAULTS = {"points_per_round": 2, "min_unevaluated": 0, "max_attempts": 5, "steering_attempts": 4}
 #: Per-job time limit when none is given (seconds; ``--timeout`` overrides it per campaign).
 DEFAULT_TIMEOUT = 24 * 3600.0

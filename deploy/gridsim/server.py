@@ -1,6 +1,6 @@
 """``hpogrid-gridsim``: a local grid sandbox speaking PanDA's ``/api/v1``, iDDS's ``/idds`` and the
 part of Rucio's REST API the dataset check needs, wire-compatible with unmodified panda-client
-2.2.0, idds-client 2.6.21 and rucio-clients (PROTOCOL.md §5), on 127.0.0.1 only.
+2.2.0, idds-client 2.6.21 and rucio-clients (docs/PROTOCOL.md §5, §6), on 127.0.0.1 only.
 
     hpogrid-gridsim --port 8443 [--state-dir DIR] [--nickname NICK] [--dataset NAME[=f1,f2]]...
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import REPO, installed, stop_group
 
-WIRE_DIR = Path(__file__).with_name("wire")  # real iDDS replies and phpo's task parameters (PROTOCOL.md)
+WIRE_DIR = Path(__file__).with_name("wire")  # real iDDS replies and phpo's task parameters (docs/PROTOCOL.md)
 DATASET = "user.tester.train.ds"
 DATASET_FILES = ["a.h5", "b.h5"]
 
