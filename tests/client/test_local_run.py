@@ -118,10 +118,15 @@ def _ok(result: dict, n: int) -> list[dict]:
 
 
 # ---- styles and the algorithm x scheduler matrix: one Ray session ---------------------------------
+def _matrix_name(algorithm: str, scheduler: str) -> str:
+    """The project name of one combination (``ray:hyperopt`` is no valid project name)."""
+    return f"m_{algorithm.replace(':', '-')}_{scheduler}"
+
+
 def _matrix_specs(combinations: list[tuple[str, str]]) -> dict[str, dict]:
     specs = {}
     for algorithm, scheduler in combinations:
-        specs[f"m_{algorithm}_{scheduler}"] = _spec(
+        specs[_matrix_name(algorithm, scheduler)] = _spec(
             "tune_report.py", "quadratic", XY,
             _hpo(algorithm=algorithm, scheduler=scheduler, num_trials=4, stop={"training_iteration": 2},
                  scheduler_param={"grace_period": 1} if scheduler == "asynchyperband" else {}),
@@ -207,7 +212,7 @@ def test_failed_trials_are_recorded_and_the_run_goes_on(quick: dict) -> None:
 @pytest.mark.parametrize("algorithm,scheduler", COMBINATIONS)
 def test_algorithm_with_scheduler(request: pytest.FixtureRequest, algorithm: str, scheduler: str) -> None:
     half = "matrix_a" if (algorithm, scheduler) in COMBINATIONS[:HALF] else "matrix_b"
-    result = request.getfixturevalue(half)[f"m_{algorithm}_{scheduler}"]
+    result = request.getfixturevalue(half)[_matrix_name(algorithm, scheduler)]
     expected = 2 if algorithm == "grid" else 4  # grid: each combination of the grid dimension once
     points = _ok(result, expected)
     for p in points:

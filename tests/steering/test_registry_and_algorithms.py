@@ -182,18 +182,20 @@ def test_optuna_gp_without_torch_says_so() -> None:
 
 @pytest.mark.parametrize("name", ["bayesian", "optuna", "hyperopt", "skopt"])
 def test_model_based_algorithms_beat_random_on_a_bowl(name: str) -> None:
-    """A sanity check that the history is used at all: 40 evaluations on a 2-D bowl."""
+    """A sanity check that the history is used at all: 40 evaluations on a 2-D bowl, the
+    mean best loss over 5 seeds (one seed alone is a coin toss at 40 evaluations: hyperopt with
+    gamma 0.75 beats random on 15 of 20 seeds, with a lower median than gamma 0.25, but not on 1-3)."""
     space = SearchSpace.parse({"x": {"method": "uniform", "dimension": {"low": -5, "high": 5}},
                                "y": {"method": "uniform", "dimension": {"low": -5, "high": 5}}})
 
-    def best(algorithm: str) -> float:
+    def best(algorithm: str, seed: int) -> float:
         history: list = []
         for _ in range(5):
-            for p in propose(space, history, 8, algorithm=algorithm, seed=3):
+            for p in propose(space, history, 8, algorithm=algorithm, seed=seed):
                 history.append((p, (p["x"] - 1) ** 2 + (p["y"] + 2) ** 2))
         return min(loss for _, loss in history)
 
-    assert best(name) < best("random")
+    assert sum(best(name, seed) for seed in range(5)) < sum(best("random", seed) for seed in range(5))
 
 
 @pytest.mark.parametrize("name", ["hyperopt", "optuna", "skopt", "bohb", "bayesian", "nevergrad"])
