@@ -79,7 +79,7 @@ def test_a_2mb_value_is_never_echoed_in_full(cli_env, tmp_path: Path, where: str
     else:
         args = ["hpo_config", "create", "h", "--num_trials", huge[:100_000]]
     line = one_error_line(hpogrid(args, cli_env, tmp_path))
-    assert len(line) < 4 * SHOWN_CHARS
+    assert len(line) < 6 * SHOWN_CHARS  # the value cut to SHOWN_CHARS; click also lists the valid choices
     assert "characters)" in line and "aaaa" in line
 
 
