@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import selectors
 import shutil
 import signal
@@ -32,10 +33,19 @@ _LOG_LIMIT = 1 << 20
 
 
 def _pack(project_dir: Path) -> bytes:
+    """The project as a self-contained tarball: its project.json (``scripts`` pointing inside) and
+    its scripts folder, wherever project.json says it is (a campaign's own project.json names the
+    project's folder)."""
+    project = json.loads((project_dir / "project.json").read_text())
+    scripts = project_dir / (project.get("scripts") or "scripts")
+    project["scripts"] = "scripts"
+    text = json.dumps(project, indent=2).encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(project_dir / "project.json", arcname="project.json")
-        tar.add(project_dir / "scripts", arcname="scripts",
+        info = tarfile.TarInfo("project.json")
+        info.size, info.mode = len(text), 0o644  # mtime 0: the same project packs to the same bytes
+        tar.addfile(info, io.BytesIO(text))
+        tar.add(scripts, arcname="scripts",
                 filter=lambda t: None if "__pycache__" in t.name or t.name.endswith(".pyc") else t)
     return buf.getvalue()
 

@@ -220,12 +220,12 @@ def _start(tmp_path: Path, source: str, *args: str, env: dict) -> tuple[subproce
 
 def test_timeout(tmp_path: Path, env: dict) -> None:
     t0 = time.time()
-    proc, job = _start(tmp_path, SLEEPER, "--timeout", "9", env=env)
+    proc, job = _start(tmp_path, SLEEPER, "--timeout", "15", env=env)  # room for the imports on a loaded machine
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert time.time() - t0 < 35  # the 120 s sleep was not waited for
+    assert time.time() - t0 < 50  # the 120 s sleep was not waited for
     out = json.loads((job / "output.json").read_text())
-    assert out == {"status": 5, "loss": None, "message": "time limit of 9 s exceeded"}
+    assert out == {"status": 5, "loss": None, "message": "time limit of 15 s exceeded"}
     meta = json.loads((job / "meta.json").read_text())
     assert [r["metrics"]["loss"] for r in meta["results"]] == [3.0]  # what was reported is kept
 
