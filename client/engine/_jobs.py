@@ -333,8 +333,9 @@ class ForkServerRunner(BaseJobRunner):
     """
 
     def __init__(self, log: Path | None = None, grace: float = 3.0, preload: bool = True,
-                 project_dir: Path | None = None):
+                 project_dir: Path | None = None, server_lock: bool = True):
         self.log = log
+        self.server_lock = server_lock  # False where several servers share a folder (Ray workers)
         self.grace = grace
         self.preload = preload
         self.project_dir = project_dir  # its training module is preloaded too (None: the evaluator only)
@@ -350,7 +351,7 @@ class ForkServerRunner(BaseJobRunner):
 
     @property
     def lock_path(self) -> Path | None:
-        return self.log.with_name("forkserver.lock") if self.log is not None else None
+        return self.log.with_name("forkserver.lock") if self.log is not None and self.server_lock else None
 
     def open(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

@@ -77,7 +77,8 @@ def _warm_runner(project: Path, digest: str) -> ForkServerRunner:
         for old in _SERVERS.values():  # another campaign's project: one warm server per worker
             old.close()
         _SERVERS.clear()
-        runner = ForkServerRunner(log=project.parent / f"{digest}.forkserver.log", project_dir=project)
+        runner = ForkServerRunner(log=project.parent / f"{digest}.forkserver.log", project_dir=project,
+                                  server_lock=False)  # one server per worker process: no driver to outlive
         _SERVERS[digest] = runner
     runner.open()
     return runner
