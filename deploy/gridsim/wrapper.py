@@ -133,12 +133,10 @@ def run_hpo(argv: list[str]) -> int:
     idds_url = opts.get("--iddsURL", "").rstrip("/")
     panda_id = os.environ.get("PandaID")
     task_id = os.environ.get("PanDA_TaskID")
-    try:
-        _unpack_sandbox(opts, here)
-    except (OSError, urllib.error.URLError, tarfile.TarError) as exc:
-        _say(f"ERROR : cannot get the sandbox: {exc}")
+    prepared = _sandbox_and_inputs(opts, here)
+    if prepared is None:
         return EXIT_BAD_SANDBOX
-    files, in_map, to_txt = _inputs(opts)
+    files, in_map, to_txt = prepared
     if in_map:
         for token, lfns in in_map.items():
             payload = re.sub("%" + token + "(?P<sname> |$|\"|')", ",".join(lfns) + " " + r"\g<sname>", payload)
@@ -206,17 +204,26 @@ def run_hpo(argv: list[str]) -> int:
     return status
 
 
+def _sandbox_and_inputs(opts: dict[str, str], here: Path) -> tuple | None:
+    """What runHPO and runGen both do first: unpack the sandbox into ``here`` and read the job's
+    input files; None (after the wrapper's error line) when the sandbox cannot be had."""
+    try:
+        _unpack_sandbox(opts, here)
+    except (OSError, urllib.error.URLError, tarfile.TarError) as exc:
+        _say(f"ERROR : cannot get the sandbox: {exc}")
+        return None
+    return _inputs(opts)
+
+
 def run_gen(argv: list[str]) -> int:
     opts = _options(argv, "i:o:r:j:l:p:u:a:", _GEN_OPTS)
     here = Path.cwd()
     payload = urllib.parse.unquote(opts.get("-p", ""))
     script = opts.get("-j", "")
-    try:
-        _unpack_sandbox(opts, here)
-    except (OSError, urllib.error.URLError, tarfile.TarError) as exc:
-        _say(f"ERROR : cannot get the sandbox: {exc}")
+    prepared = _sandbox_and_inputs(opts, here)
+    if prepared is None:
         return EXIT_BAD_SANDBOX
-    files, in_map, to_txt = _inputs(opts)
+    files, in_map, to_txt = prepared
     if files:
         if not in_map:
             payload = payload.replace("%IN", ",".join(files))
