@@ -88,7 +88,7 @@ class IddsService:
         if self._cm is None:
             proxy = proxy_path()
             os.environ.setdefault("X509_USER_PROXY", proxy)  # idds-client's workflow.add_proxy() reads it
-            self._cm = idds._manager(Credential(kind="x509", nickname=None, expires=None, proxy=proxy), self.host)
+            self._cm = idds.manager(Credential(kind="x509", nickname=None, expires=None, proxy=proxy), self.host)
         return idds._call(self._cm, what, self.workload_id, fn, **kwargs)
 
     def submit(self, workflow: Any) -> int:

@@ -16,14 +16,14 @@ from typing import Any
 from ..errors import GridError, NotFoundError
 from .auth import Credential
 
-__all__ = ["IddsError", "hyperparameters", "request_status"]
+__all__ = ["IddsError", "hyperparameters", "request_status", "manager"]
 
 
 class IddsError(GridError):
     """iDDS refused a request or could not be reached."""
 
 
-def _manager(credential: Credential, host: str | None = None) -> Any:
+def manager(credential: Credential, host: str | None = None) -> Any:
     os.environ.setdefault("IDDS_CLIENT_MODE", "1")  # idds-client only, even where idds-server is installed
     from idds.client.clientmanager import ClientManager
 
@@ -66,7 +66,7 @@ def _call(cm: Any, what: str, task_id: int, fn: str, **kwargs: Any) -> Any:
 
 def hyperparameters(task_id: int, credential: Credential) -> list[dict[str, Any]]:
     """Every point of the task's HPO request: ``[{"id": "1", "parameters": {...}, "loss": float|None}]``."""
-    cm = _manager(credential)
+    cm = manager(credential)
     ret = _call(cm, "get_hyperparameters", task_id, "get_hyperparameters", workload_id=int(task_id), request_id=None)
     if ret is None:
         return []
@@ -84,7 +84,7 @@ def hyperparameters(task_id: int, credential: Credential) -> list[dict[str, Any]
 
 def request_status(task_id: int, credential: Credential) -> str | None:
     """The status name of the task's iDDS request (``Transforming``, ``Finished``, ...), if there is one."""
-    cm = _manager(credential)
+    cm = manager(credential)
     ret = _call(cm, "get_requests", task_id, "get_requests", workload_id=int(task_id))
     if not ret:
         return None
