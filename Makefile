@@ -21,7 +21,7 @@ install: venv
 test: venv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[$(EXTRAS),test]'
 	bash tests/setup_system.sh
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --durations=40 $(PYTEST_ARGS)
 
 demo: install
 	bash examples/demo.sh

@@ -306,6 +306,8 @@ def apply_run_results(store: Store, task_status: str, metadata: list[dict[str, A
             host = f"PanDA job {row['PandaID']}"
             if trial.get("state") == "finished" and loss is not None:
                 store.finish_point(pid, loss=loss, metric=metric, message=trial.get("message") or "", host=host)
+            elif trial.get("state") == "stopped":  # cut short by the job's Ray Tune scheduler: a result
+                store.stop_point(pid, loss=loss, metric=metric, message=trial.get("message") or "", host=host)
             else:
                 store.fail_point(pid, trial.get("message") or "the trial failed", loss=loss, metric=metric, host=host)
     state = campaign_status(task_status)

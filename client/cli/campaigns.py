@@ -497,7 +497,8 @@ def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: flo
         if c["status"] == "finished" and not reopened:
             click.echo(f"campaign {campaign_id} finished with no failed point; nothing to retry")
             return
-        click.echo(f"campaign {campaign_id}: retrying {len(reopened)} failed point(s)", err=True)
+        if reopened:  # a campaign that failed for its storage has pending points, no failed ones: say nothing
+            click.echo(f"campaign {campaign_id}: retrying {len(reopened)} failed point(s)", err=True)
     store = backend.resume(store, options)
     _report_end(store, detach)
 

@@ -148,7 +148,8 @@ def test_run_n_jobs_and_job_metadata(grid_env: dict, gridsim: dict, tmp_path: Pa
         assert meta["best_metric_score"] == best["loss"]
     # the task is a campaign of the project: report reads every trial of both jobs from the job metadata
     records, _ = report_json(grid_env, "runp", tmp_path)
-    assert len(records) == 6 and all(r["status"] == "finished" for r in records)
+    # a trial that the job's scheduler cut short is a result (`stopped`), never a failure
+    assert len(records) == 6 and all(r["status"] in ("finished", "stopped") for r in records), records
     for r in records:
         assert math.isclose(r["loss"], (r["height"] - 14) ** 2 - abs(r["width"] - 3), rel_tol=1e-9, abs_tol=1e-9)
     listed = json.loads(hpogrid("tasks", "show", "--json", env=grid_env).stdout)
