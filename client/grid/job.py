@@ -48,6 +48,7 @@ def summary(project: dict[str, Any], points: list[dict[str, Any]], started: floa
         "end_datetime": _dt.datetime.fromtimestamp(ended, _dt.timezone.utc).isoformat(timespec="seconds"),
         "start_timestamp": round(started, 3), "task_time_s": round(ended - started, 3),
         "hyperparameters": sorted(project["search_space"]), "metric": metric, "mode": hpo.get("mode"),
+        "seed": hpo.get("seed"),
         "best_config": best["params"] if best else None,
         "best_metric_score": (best["metric"] if best["metric"] is not None else best["loss"]) if best else None,
         "status": status, "result": result,
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m hpogrid.client.grid.job")
     p.add_argument("--project", required=True, help="project name (the sandbox's project.json)")
     p.add_argument("--meta", default="userJobMetadata.json", help="metadata file PanDA keeps for the job")
+    p.add_argument("--job", default="1", help="the job's number in its task (prun's %%RNDM:0): offsets the seed")
     args = p.parse_args(argv)
     here = Path.cwd()
     os.environ["HPOGRID_HOME"] = str(here / ".hpogrid")
@@ -65,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     from hpogrid.client import campaigns, projects
 
     data = json.loads((here / "project.json").read_text())
+    hpo = data["hpo_config"]
+    if hpo.get("seed") is not None and args.job.isdigit():  # job 1 keeps the project's seed
+        hpo["seed"] = int(hpo["seed"]) + max(0, int(args.job) - 1)
     name = args.project
     meta_path = here / args.meta
     meta_path.write_text("{}")  # something is there even if the search dies (looping-job detection)

@@ -238,9 +238,11 @@ def build_hpo_task(project: Mapping[str, Any], options: SubmitOptions, *, nickna
 
 
 def run_exec(project_name: str) -> str:
-    """What each ``run`` job executes: the whole search (``hpogrid local_run``) on the job's node."""
+    """What each ``run`` job executes: the whole search (``hpogrid local_run``) on the job's node.
+    ``%RNDM:0`` is prun's per-job sequence number (1, 2, ...): a project's seed is offset by it, so the
+    jobs of one task search differently, and the same task run again searches the same way."""
     return shlex.join(["python3", "-m", "hpogrid.client.grid.job", "--project", project_name,
-                       "--meta", RUN_META_FILE])
+                       "--meta", RUN_META_FILE, "--job", "%RNDM:0"])
 
 
 def build_run_task(project: Mapping[str, Any], *, n_jobs: int, nickname: str, site: list[str] | None = None,

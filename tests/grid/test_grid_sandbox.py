@@ -141,6 +141,10 @@ def test_run_n_jobs_and_job_metadata(grid_env: dict, gridsim: dict, tmp_path: Pa
     assert out.returncode == 0, out.stderr
     (row,) = json.loads(out.stdout)
     assert row["status"] == "done" and len(row["metadata"]) == 2
+    # the project's seed (11) offset by prun's job number: the two jobs search differently
+    assert sorted(job["metaData"]["seed"] for job in row["metadata"]) == [11, 12]
+    trials = [{json.dumps(t["height"]) for t in job["metaData"]["result"].values()} for job in row["metadata"]]
+    assert not trials[0] & trials[1]
     for job in row["metadata"]:
         meta = job["metaData"]
         assert meta["project_name"] == "runp" and meta["status"] == 0 and len(meta["result"]) == 3
