@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
+from hpogrid.common import FAILURE_LOSS
+
 from .errors import HpogridError, NotFoundError
 from .home import home, registry_path
 
@@ -539,9 +541,6 @@ class Store:
         way PanDA reports a point whose attempts are exhausted.
         """
         return [[p["params"], idds_loss(p)] for p in self.points()]
-
-
-FAILURE_LOSS = 1e5  # what PanDA reports to iDDS for a point whose job failed on every attempt
 
 
 def idds_loss(point: Mapping[str, Any]) -> float | None:

@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 from .errors import ScriptError
 
-__all__ = ["load_trainable", "load_script", "adapt", "check_model", "model_style", "prepare_ray_environment", "Reporter",
-           "STYLES"]
+__all__ = ["load_trainable", "load_script", "adapt", "check_model", "model_style", "prepare_ray_environment",
+           "ensure_train_report_compat", "Reporter", "STYLES"]
 
 STYLES = ("function_reporter", "function_report", "function_return", "trainable", "trainable_legacy")
 
@@ -49,7 +49,7 @@ def prepare_ray_environment() -> None:
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 
 
-def _ensure_train_report_compat() -> None:
+def ensure_train_report_compat() -> None:
     """If ``ray.train`` was imported before :func:`prepare_ray_environment` (Train v2), route
     ``ray.train.report``/``get_checkpoint`` to Ray Tune's session when called in a Tune function."""
     import ray.train
@@ -206,7 +206,7 @@ def model_style(obj: Any, name: str) -> str:
 
 def adapt(obj: Any, name: str) -> tuple[type, str]:
     """Adapt a user function or Trainable class to a Ray Tune trainable class."""
-    _ensure_train_report_compat()
+    ensure_train_report_compat()
     from ray.tune.trainable.function_trainable import wrap_function
 
     style = model_style(obj, name)

@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from hpogrid.common import FAILURE_LOSS, metric_of
+
 from .. import campaigns, projects
 from ..errors import CampaignError, GridError
-from ..store import FAILURE_LOSS, Store
+from ..store import Store
 from .base import BaseBackend, SubmitOptions
 
 __all__ = ["PandaBackend", "campaign_status", "FINAL_TASK_STATES"]
@@ -261,7 +263,7 @@ def apply_grid_results(store: Store, task_status: str, points: list[dict[str, An
         best = meta.get("best")
         metric = best.get("value") if isinstance(best, dict) and isinstance(best.get("value"), (int, float)) else None
         if metric is None:
-            metric = -loss if mode == "max" else loss
+            metric = metric_of(loss, mode)
         timings = meta.get("timings") if isinstance(meta.get("timings"), dict) else {}
         started = timings.get("start_timestamp") if isinstance(timings.get("start_timestamp"), (int, float)) else None
         total = timings.get("total_s") if isinstance(timings.get("total_s"), (int, float)) else None
