@@ -14,6 +14,7 @@ from typing import Any
 from hpogrid import common
 
 from .errors import ConfigError, UsageError
+from .storage_errors import storage_error
 
 __all__ = ["home", "base_path", "base_path_hint", "BASE_PATH_ENV", "configs_dir", "projects_dir", "project_dir", "registry_path", "validate_name",
            "atomic_write_text", "atomic_write_json", "read_json", "CONFIG_KINDS"]
@@ -97,8 +98,6 @@ def atomic_write_text(path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         common.atomic_write_text(path, text)
     except OSError as exc:
-        from .store import storage_error  # (the store imports this module)
-
         error = storage_error(OSError(exc.errno, exc.strerror, exc.filename or str(path)))
         if error is not None:
             raise error from exc

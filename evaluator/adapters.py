@@ -99,13 +99,13 @@ def load_script(script_path: Path, module_name: str | None = None) -> ModuleType
     return module
 
 
-def load_trainable(script_path: Path, model: str) -> tuple[type, str]:
-    """The Ray Tune trainable class for ``model`` in ``script_path``, and its style name; the module
-    preloaded in this process (:mod:`.preload`, a fork server's parent) when there is one."""
+def load_trainable(script_path: Path, model: str, module: ModuleType | None = None) -> tuple[type, str]:
+    """The Ray Tune trainable class for ``model`` in ``script_path``, and its style name. ``module``:
+    the script already imported in this process (``preload.preloaded_module``, a fork server's
+    parent), else the script is imported now."""
     prepare_ray_environment()
-    from .preload import preloaded_module
-
-    module = preloaded_module(script_path) or load_script(script_path)
+    if module is None:
+        module = load_script(script_path)
     return adapt(_find_model(module, script_path, model), model)
 
 

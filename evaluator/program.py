@@ -374,11 +374,13 @@ class _Driver:
     def main(self) -> None:
         from .adapters import load_trainable
         from .errors import ScriptError
+        from .preload import preloaded_module
         from .runner import TrialRun
 
         t0 = time.time()
         try:
-            trainable_cls, self.style = load_trainable(self.project.script_path, self.project.model)
+            script = self.project.script_path
+            trainable_cls, self.style = load_trainable(script, self.project.model, preloaded_module(script))
         except ScriptError as exc:
             self.input_error = exc
             return

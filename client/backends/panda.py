@@ -21,6 +21,7 @@ from hpogrid.common import FAILURE_LOSS, metric_of
 
 from .. import campaigns, projects
 from ..errors import CampaignError, GridError
+from ..grid.auth import voms_nickname
 from ..store import Store
 from .base import BaseBackend, SubmitOptions
 
@@ -77,7 +78,7 @@ class PandaBackend(BaseBackend):
 
         project = projects.load(project_name)
         credential = auth.check_credential()
-        nickname = credential.nickname or _voms_nickname()
+        nickname = credential.nickname or voms_nickname()
         in_ds = project["grid_config"].get("inDS")
         if in_ds:
             rucio.check_dataset(in_ds)
@@ -205,16 +206,6 @@ def _task_id(store: Store) -> int:
     if not remote:
         raise CampaignError(f"campaign {store.campaign()['id']} has no PanDA task id")
     return int(remote)
-
-
-def _voms_nickname() -> str:
-    """The nickname from the VOMS proxy (as phpo finds it), else a clear error."""
-    from pandaclient import PsubUtils
-
-    nick = PsubUtils.getNickname()
-    if not nick:
-        raise GridError("cannot find your grid nickname; set PANDA_NICKNAME")
-    return nick
 
 
 def _rename_sandbox(task_params: dict[str, Any], old: str, new: str) -> None:
