@@ -119,7 +119,7 @@ class Results:
 
     def better(self, a: float, b: float) -> bool:
         """Whether metric ``a`` is better than ``b`` under the mode."""
-        return a < b if self.mode == "min" else a > b
+        return loss_of(a, self.mode) < loss_of(b, self.mode)
 
     def wall_time(self) -> float | None:
         """Seconds from each campaign's start to its end (or to its last result), summed."""
