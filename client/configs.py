@@ -1,6 +1,6 @@
 """The four configs (hpo, grid, model, search space): their fields, defaults, checks and store.
 
-Field names, choices and defaults follow the reference README's tables, so its commands run
+Field names, choices and defaults follow hpogrid 1.x's README (docs/HPOGRID1.md), so its commands run
 verbatim. A stored config is always complete (defaults filled in): the steering and the
 evaluator read it without knowing the client's defaults.
 """

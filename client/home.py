@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from hpogrid import common
+
+from .errors import ConfigError, UsageError
+from .storage_errors import storage_error
 
 __all__ = ["home", "base_path", "base_path_hint", "BASE_PATH_ENV", "configs_dir", "projects_dir", "project_dir", "registry_path", "validate_name",
            "atomic_write_text", "atomic_write_json", "read_json", "CONFIG_KINDS"]
@@ -90,32 +92,16 @@ def validate_name(name: Any, what: str = "name") -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write then rename, so a reader (or a crash) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """``hpogrid.common.atomic_write_text`` (a reader or a crash never sees half a file) into a
+    folder it creates; a full or read-only disk is the client's one-line storage error."""
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's files are private; ours are ordinary files
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):  # a full or read-only disk: one line naming the file
-            from .store import storage_error  # (the store imports this module)
-
-            error = storage_error(OSError(exc.errno, exc.strerror, exc.filename or str(path)))
-            if error is not None:
-                raise error from exc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        common.atomic_write_text(path, text)
+    except OSError as exc:
+        error = storage_error(OSError(exc.errno, exc.strerror, exc.filename or str(path)))
+        if error is not None:
+            raise error from exc
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -123,5 +109,11 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """A JSON file of the home (config, project.json): ``hpogrid.common.read_json``; an unreadable
+    one raises its OSError (the CLI's storage error), a damaged one is a :class:`ConfigError`."""
+    try:
+        return common.read_json(path, "file")
+    except common.JsonFileError as exc:
+        if isinstance(exc.cause, OSError):
+            raise exc.cause from None
+        raise ConfigError(str(exc)) from None

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from hpogrid.common import metric_of
 from hpogrid.steering.space import Dimension, SearchSpace
 
 from . import campaigns, projects
@@ -325,7 +326,7 @@ def make_scheduler(hpo: Mapping[str, Any], space: SearchSpace) -> Any:
 def _trainable(project: Mapping[str, Any], scripts: Path, mapper: Callable[[dict], dict], workdir: str) -> tuple[type, str, Any]:
     from ray.tune.trainable.function_trainable import FunctionTrainable
 
-    from hpogrid.evaluator.adapters import _ensure_train_report_compat, adapt, load_script, prepare_ray_environment
+    from hpogrid.evaluator.adapters import adapt, ensure_train_report_compat, load_script, prepare_ray_environment
 
     model = project["model_config"]
     prepare_ray_environment()
@@ -351,7 +352,7 @@ def _trainable(project: Mapping[str, Any], scripts: Path, mapper: Callable[[dict
         def __init__(self, config: dict | None = None, *args: Any, **kwargs: Any) -> None:
             # in the Ray worker: the same environment as hpogrid-evaluate gives a job
             os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
-            _ensure_train_report_compat()
+            ensure_train_report_compat()
             if os.path.isdir(workdir):
                 os.chdir(workdir)
             super().__init__(mapper(dict(config or {})), *args, **kwargs)
@@ -680,12 +681,12 @@ class _Recorder:
         status, loss, message = evaluate_results(self.results[trial.trial_id], self.metric, self.mode)
         records = self.records[trial.trial_id][-500:]
         if status == Status.OK and self.cut.get(trial.trial_id):
-            metric = loss if self.mode == "min" else -loss
+            metric = metric_of(loss, self.mode)
             self.store.stop_point(pid, loss=loss, metric=metric, reports=records, host=self.host,
                                   message=f"by the scheduler at iteration {len(records)}")
             self._progress(trial, f"stopped early, {self.metric}={_fmt(metric)}")
         elif status == Status.OK:
-            metric = loss if self.mode == "min" else -loss
+            metric = metric_of(loss, self.mode)
             self.store.finish_point(pid, loss=loss, metric=metric, reports=records, host=self.host)
             self.best = loss if self.best is None else min(self.best, loss)
             self.failed_in_a_row = 0

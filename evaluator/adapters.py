@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 from .errors import ScriptError
 
-__all__ = ["load_trainable", "load_script", "adapt", "check_model", "model_style", "prepare_ray_environment", "Reporter",
-           "STYLES"]
+__all__ = ["load_trainable", "load_script", "adapt", "check_model", "model_style", "prepare_ray_environment",
+           "ensure_train_report_compat", "Reporter", "STYLES"]
 
 STYLES = ("function_reporter", "function_report", "function_return", "trainable", "trainable_legacy")
 
@@ -49,7 +49,7 @@ def prepare_ray_environment() -> None:
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 
 
-def _ensure_train_report_compat() -> None:
+def ensure_train_report_compat() -> None:
     """If ``ray.train`` was imported before :func:`prepare_ray_environment` (Train v2), route
     ``ray.train.report``/``get_checkpoint`` to Ray Tune's session when called in a Tune function."""
     import ray.train
@@ -99,13 +99,13 @@ def load_script(script_path: Path, module_name: str | None = None) -> ModuleType
     return module
 
 
-def load_trainable(script_path: Path, model: str) -> tuple[type, str]:
-    """The Ray Tune trainable class for ``model`` in ``script_path``, and its style name; the module
-    preloaded in this process (:mod:`.preload`, a fork server's parent) when there is one."""
+def load_trainable(script_path: Path, model: str, module: ModuleType | None = None) -> tuple[type, str]:
+    """The Ray Tune trainable class for ``model`` in ``script_path``, and its style name. ``module``:
+    the script already imported in this process (``preload.preloaded_module``, a fork server's
+    parent), else the script is imported now."""
     prepare_ray_environment()
-    from .preload import preloaded_module
-
-    module = preloaded_module(script_path) or load_script(script_path)
+    if module is None:
+        module = load_script(script_path)
     return adapt(_find_model(module, script_path, model), model)
 
 
@@ -206,7 +206,7 @@ def model_style(obj: Any, name: str) -> str:
 
 def adapt(obj: Any, name: str) -> tuple[type, str]:
     """Adapt a user function or Trainable class to a Ray Tune trainable class."""
-    _ensure_train_report_compat()
+    ensure_train_report_compat()
     from ray.tune.trainable.function_trainable import wrap_function
 
     style = model_style(obj, name)

@@ -4,8 +4,8 @@ A warm parent (the embedded engine's fork server, a Ray worker's fork server) ca
 :func:`preload_project` once per campaign, and again before each fork: the first call imports the
 training script (and what it imports at top level: sklearn, torch, data helpers); later calls only
 compare the scripts folder's fingerprint and re-import when a file changed. A forked child then finds
-the module in :func:`preloaded_module`, and :func:`hpogrid.evaluator.adapters.load_trainable` uses it
-instead of executing the script again, so a job pays a fork, not its imports.
+the module in :func:`preloaded_module`, and the evaluator hands it to
+:func:`hpogrid.evaluator.adapters.load_trainable` instead of executing the script again, so a job pays a fork, not its imports.
 
 A module is *not* preloaded (and each job imports it afresh) when:
 

@@ -35,6 +35,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from hpogrid.common import JsonFileError, JsonProblem, atomic_write_text, loss_of, read_json
+
 from .errors import EvaluatorError, InputError
 from .status import ExitCode, Status
 
@@ -66,7 +68,7 @@ def preload(project_dir: str | os.PathLike[str] | None = None) -> "ProjectPreloa
     With ``project_dir``, also import the project's training module (:mod:`.preload`: call again
     before each fork, an edited script is re-imported) and return the outcome: the module, or the
     reason jobs import it themselves."""
-    from .adapters import _ensure_train_report_compat, prepare_ray_environment
+    from .adapters import ensure_train_report_compat, prepare_ray_environment
 
     prepare_ray_environment()
     import pyarrow.fs  # noqa: F401  (Ray's storage layer)
@@ -79,7 +81,7 @@ def preload(project_dir: str | os.PathLike[str] | None = None) -> "ProjectPreloa
 
     from . import project, runner  # noqa: F401
 
-    _ensure_train_report_compat()
+    ensure_train_report_compat()
     _quiet_ray_logs()
     _version()
     if project_dir is None:
@@ -276,7 +278,8 @@ class _Job:
         except OSError as exc:
             _say(f"cannot write {self.meta_path}: {exc.strerror}")
         try:
-            _atomic_write(self.output, json.dumps({"status": int(status), "loss": loss, "message": message}))
+            # durable (fsync): output.json is the result; meta.json is informational
+            atomic_write_text(self.output, json.dumps({"status": int(status), "loss": loss, "message": message}), durable=True)
             return True
         except OSError as exc:
             _say(f"cannot write {self.output}: {exc.strerror}")
@@ -371,11 +374,13 @@ class _Driver:
     def main(self) -> None:
         from .adapters import load_trainable
         from .errors import ScriptError
+        from .preload import preloaded_module
         from .runner import TrialRun
 
         t0 = time.time()
         try:
-            trainable_cls, self.style = load_trainable(self.project.script_path, self.project.model)
+            script = self.project.script_path
+            trainable_cls, self.style = load_trainable(script, self.project.model, preloaded_module(script))
         except ScriptError as exc:
             self.input_error = exc
             return
@@ -452,8 +457,7 @@ def evaluate_results(results: Sequence[Mapping[str, Any]], metric: str, mode: st
         return Status.METRIC_NAN, None, f"the metric '{name}' is NaN"
     if math.isinf(value):
         return Status.METRIC_INF, None, f"the metric '{name}' is {'+' if value > 0 else '-'}inf"
-    loss = value if mode == "min" else -value
-    return Status.OK, loss + 0.0, ""
+    return Status.OK, loss_of(value, mode) + 0.0, ""
 
 
 _AUTO_KEYS = frozenset({
@@ -478,16 +482,15 @@ def _best(records: Sequence[Mapping[str, Any]], metric: str, mode: str | None) -
 
 # ---- inputs --------------------------------------------------------------------------------------
 def _read_json(path: Path, what: str) -> Any:
+    """``hpogrid.common.read_json``, its error worded for a job's log (exit status 7)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"no {path.name} in {path.parent} ({what})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        return read_json(path, what)
+    except JsonFileError as exc:
+        if exc.problem is JsonProblem.MISSING:
+            raise InputError(f"no {path.name} in {path.parent} ({what})") from None
+        if exc.problem is JsonProblem.UNREADABLE:
+            raise InputError(f"cannot read {path}: {exc.cause}") from exc.cause
+        raise InputError(f"{path.name} is not valid JSON: {exc.detail}") from None
 
 
 def _read_point(path: Path) -> dict[str, Any]:
@@ -602,18 +605,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _atomic_write(path: Path, text: str, durable: bool = True) -> None:
-    """Write ``path`` whole or not at all (tmp + rename); ``durable`` also survives an OS crash (fsync,
-    ~10 ms on a busy disk: kept for output.json, the result, not for the informational meta.json)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        if durable:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _write_meta(path: Path, meta: dict[str, Any]) -> None:
     text = json.dumps(meta, default=str)
     if len(text.encode()) > META_LIMIT * 0.9:
@@ -630,7 +621,7 @@ def _write_meta(path: Path, meta: dict[str, Any]) -> None:
             meta = {k: meta.get(k) for k in keep}
             meta["truncated"] = True
             text = json.dumps(meta, default=str)
-    _atomic_write(path, text, durable=False)
+    atomic_write_text(path, text)
 
 
 def _small(value: Any) -> Any:

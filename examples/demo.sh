@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: Example 1 of the reference README, end to end on this machine.
+# `make demo`: Example 1 of hpogrid 1.x's README (docs/HPOGRID1.md), end to end on this machine.
 # Creates the configs and the project (recreate: safe to run again), runs an embedded iDDS-style
 # campaign (80 points, 2 at a time, Gaussian-process "bayesian" search), and prints the best point.
 set -euo pipefail

@@ -9,10 +9,11 @@ or a flat ``{algorithm, algorithm_param, metric, mode, seed, search_space}``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from hpogrid.common import JsonFileError, read_json
 
 from .errors import InputError, SpaceError
 from .space import SearchSpace
@@ -51,13 +52,9 @@ class SteeringInput:
 
 def _load_json(path: str | Path, what: str) -> Any:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read the {what} {str(path)!r}: {exc.strerror or exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"the {what} {str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        return read_json(path, what)
+    except JsonFileError as exc:
+        raise InputError(str(exc)) from None
 
 
 def load_config(path: str | Path) -> StepConfig:

@@ -15,14 +15,13 @@ A bad input is one line on stderr and exit status 1, with no ``%OUT``; bugs keep
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from hpogrid.common import atomic_write_json
 
 from .algorithms import create_algorithm
 from .errors import InputError, SteeringError
@@ -50,20 +49,9 @@ OUT_MODE = 0o644  # %OUT is read by the iDDS agent, which may run as another use
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON so that a reader sees the old file or the whole new one, never a part; the file
-    is 0644 whatever the umask (mkstemp's files are 0600)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        os.fchmod(fd, OUT_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write %OUT so that a reader sees the old file or the whole new one, never a part, durably;
+    the file is 0644 whatever the umask (``hpogrid.common.atomic_write_json``)."""
+    atomic_write_json(path, data, indent=None, mode=OUT_MODE, durable=True)
 
 
 def fair_shares(total: int, k: int) -> list[int]:

@@ -1,6 +1,6 @@
 """The search space: hpogrid's neutral JSON format, validated once, mapped to every library.
 
-Format (the reference README's): ``{"<name>": {"method": "<method>", "dimension": {...}}, ...}``.
+Format (hpogrid 1.x's, docs/HPOGRID1.md): ``{"<name>": {"method": "<method>", "dimension": {...}}, ...}``.
 
 The meaning of every dimension, stated here and nowhere else:
 

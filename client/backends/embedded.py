@@ -29,7 +29,7 @@ class EmbeddedBackend(BaseBackend):
             import json
 
             from ..engine import campaign_fields, run_plan
-            from ..engine._commands import evaluation_exec, steering_exec
+            from ..execs import evaluation_exec, steering_exec
 
             plan = run_plan(project_name, self.name, options)  # the same pre-flight as a real submit
             fields = campaign_fields(plan.project, self.name, options, plan)
@@ -75,7 +75,7 @@ class EmbeddedBackend(BaseBackend):
         """Run the campaign in this process until it ends (or is stopped). ``progress``: a callback
         taking :class:`~hpogrid.client.engine.Progress`, or ``"plain"``/``"live"`` for a display
         (which then also prints the summary at the end)."""
-        from ..engine._progress import make_display, summary_lines
+        from ..engine import make_display, summary_lines
 
         display = make_display(progress) if isinstance(progress, str) else progress
         engine = Engine(store, project_dir_of(store), runner=self.make_runner(store, options),

@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from hpogrid.common import FAILURE_LOSS, metric_of
+
 from .. import projects
 from ..engine import DEFAULTS, OUT_FILE, BaseSteering, RoundEnd, create_campaign, driver_alive, kill_campaign
 from ..errors import CampaignError, GridError, UsageError
 from ..home import atomic_write_json
-from ..store import FAILURE_LOSS, FINAL_STATES, Store, idds_loss
+from ..store import FINAL_STATES, Store, idds_loss
 from .base import SubmitOptions
 from .embedded import EmbeddedBackend
 
@@ -185,7 +187,7 @@ class IddsSteering(BaseSteering):
             if rp.loss >= FAILURE_LOSS or not math.isfinite(rp.loss):
                 self.store.fail_point(rp.id, f"failed (iDDS holds the loss {rp.loss:g})", loss=None)
             else:
-                self.store.finish_point(rp.id, loss=rp.loss, metric=rp.loss if _mode(self.store) == "min" else -rp.loss,
+                self.store.finish_point(rp.id, loss=rp.loss, metric=metric_of(rp.loss, _mode(self.store)),
                                         message="loss from iDDS (evaluated before the client restarted)")
             self.log(f"point {rp.id}: iDDS already has its loss {rp.loss:g}; not evaluated again")
         self.send_losses()

@@ -17,9 +17,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from hpogrid.common import FAILURE_LOSS, metric_of
+
 from .. import campaigns, projects
 from ..errors import CampaignError, GridError
-from ..store import FAILURE_LOSS, Store
+from ..grid.auth import voms_nickname
+from ..store import Store
 from .base import BaseBackend, SubmitOptions
 
 __all__ = ["PandaBackend", "campaign_status", "FINAL_TASK_STATES"]
@@ -75,7 +78,7 @@ class PandaBackend(BaseBackend):
 
         project = projects.load(project_name)
         credential = auth.check_credential()
-        nickname = credential.nickname or _voms_nickname()
+        nickname = credential.nickname or voms_nickname()
         in_ds = project["grid_config"].get("inDS")
         if in_ds:
             rucio.check_dataset(in_ds)
@@ -205,16 +208,6 @@ def _task_id(store: Store) -> int:
     return int(remote)
 
 
-def _voms_nickname() -> str:
-    """The nickname from the VOMS proxy (as phpo finds it), else a clear error."""
-    from pandaclient import PsubUtils
-
-    nick = PsubUtils.getNickname()
-    if not nick:
-        raise GridError("cannot find your grid nickname; set PANDA_NICKNAME")
-    return nick
-
-
 def _rename_sandbox(task_params: dict[str, Any], old: str, new: str) -> None:
     for param in task_params.get("jobParameters", []):
         value = param.get("value")
@@ -261,7 +254,7 @@ def apply_grid_results(store: Store, task_status: str, points: list[dict[str, An
         best = meta.get("best")
         metric = best.get("value") if isinstance(best, dict) and isinstance(best.get("value"), (int, float)) else None
         if metric is None:
-            metric = -loss if mode == "max" else loss
+            metric = metric_of(loss, mode)
         timings = meta.get("timings") if isinstance(meta.get("timings"), dict) else {}
         started = timings.get("start_timestamp") if isinstance(timings.get("start_timestamp"), (int, float)) else None
         total = timings.get("total_s") if isinstance(timings.get("total_s"), (int, float)) else None

@@ -18,8 +18,7 @@ from ..campaigns import parse_range
 from ..backends import available, get_backend
 from ..backends.base import SubmitOptions
 from ..errors import CampaignError, HpogridError, NotFoundError, UsageError
-from ..engine import DEFAULT_TIMEOUT
-from ..engine._campaign import check_resumable, driver_alive
+from ..engine import DEFAULT_TIMEOUT, check_resumable, driver_alive
 from ..store import Store, StorageError
 
 __all__ = ["commands", "task_rows", "TASK_COLUMNS", "override_options"]
@@ -146,7 +145,7 @@ def submit_idds(project: str, backend: str | None, n_points_per_iteration: int |
         raise UsageError("--steering-command must not be empty")
     display = None
     if not detach and progress != "none":
-        from ..engine._progress import make_display
+        from ..engine import make_display
 
         display = make_display(None if progress == "auto" else progress)
     options = _options(n_points_per_iteration=n_points_per_iteration, min_unevaluated_points=min_unevaluated_points,
@@ -212,8 +211,7 @@ def _report_end(store: Store, detach: bool) -> None:
         click.echo(c["id"])
         return
     progress = None
-    from ..engine._progress import summary_lines
-    from ..engine._loop import Progress
+    from ..engine import Progress, summary_lines
 
     counts = store.counts()
     best = store.best()
@@ -486,7 +484,7 @@ def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: flo
         return
     display = None
     if not detach and progress != "none":
-        from ..engine._progress import make_display
+        from ..engine import make_display
 
         display = make_display(None if progress == "auto" else progress)
     options = _options(max_attempts=max_attempts, timeout=timeout, detach=detach)
@@ -564,7 +562,7 @@ def _grid_task_command(command: str, task_id: str) -> bool:
 @click.option("--local", is_flag=True, help="the form that runs on this machine, from any working directory")
 def steering_exec_cmd(project: str, local: bool) -> None:
     """Print the steeringExec of PROJECT (placeholders %IN %OUT %NUM_POINTS %MAX_POINTS left in)."""
-    from ..engine._commands import steering_exec
+    from ..execs import steering_exec
 
     click.echo(steering_exec(project, local=local))
 
@@ -574,7 +572,7 @@ def steering_exec_cmd(project: str, local: bool) -> None:
 @click.option("--local", is_flag=True, help="the form that runs on this machine, from any job folder")
 def evaluation_exec_cmd(project: str, local: bool) -> None:
     """Print the evaluationExec of PROJECT (run in a job folder holding input.json)."""
-    from ..engine._commands import evaluation_exec
+    from ..execs import evaluation_exec
 
     click.echo(evaluation_exec(project, local=local))
 

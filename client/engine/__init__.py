@@ -8,7 +8,11 @@ Library use (no CLI needed)::
 
 Parts: :class:`Engine` (the loop), job runners (:class:`ForkServerRunner` default,
 :class:`ProcessRunner`, :class:`RayRunner`), steering runners (:class:`WarmSteering` default,
-:class:`CommandSteering`), and campaign helpers (create, detach, kill).
+:class:`CommandSteering`), campaign helpers (create, detach, kill) and the progress display.
+
+This namespace is the engine's whole public face: nothing outside ``client/engine/`` imports one of
+its ``_`` modules. The engine imports no backend and no grid module; what a backend varies (the job
+runner, the steering) is passed in.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from ._campaign import (campaign_fields, check_resumable, create_campaign, drive
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, ProcessRunner
 from ._lock import driver_pid, driving
 from ._loop import DEFAULT_TIMEOUT, DEFAULTS, NOT_RETRIED, Engine, EngineSettings, Outcome, Progress, judge
-from ._progress import failure_lines
+from ._progress import LiveDisplay, failure_lines, make_display, status_line, summary_lines
 from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, RoundEnd, WarmSteering
 
 __all__ = [
@@ -29,7 +33,8 @@ __all__ = [
     "BaseJobRunner", "ForkServerRunner", "ProcessRunner", "RayRunner", "Job", "JobExit",
     "BaseSteering", "WarmSteering", "CommandSteering", "RoundEnd", "IN_FILE", "OUT_FILE",
     "create_campaign", "campaign_fields", "run_plan", "check_resumable", "driver_alive", "kill_campaign", "project_dir_of",
-    "spawn_detached", "failure_lines",
+    "spawn_detached", "failure_lines", "make_display", "summary_lines", "status_line", "LiveDisplay",
+    "check_reachable",
 ]
 
 
@@ -38,4 +43,8 @@ def __getattr__(name: str) -> Any:
         from ._ray import RayRunner
 
         return RayRunner
+    if name == "check_reachable":  # a Ray cluster's address answers (before anything is written)
+        from ._ray import _check_reachable
+
+        return _check_reachable
     raise AttributeError(name)

@@ -25,7 +25,6 @@ a file the server holds while it lives (a new driver waits for the old server to
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import selectors
 import signal
@@ -34,6 +33,8 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+from hpogrid.common import LineReader, send
 
 from ._jobs import LOG_CAP, PRELOAD_PROJECT_ENV, claim_job, copy_capped, end_group, evaluate_command, mark_started, signal_group
 
@@ -164,138 +165,152 @@ def serve() -> int:
     out_fd = os.dup(1)  # the protocol channel
     os.dup2(2, 1)  # anything printed from here on goes to stderr
     sys.stdout = sys.stderr
-    in_fd = 0
-    lock = _hold_lock(os.environ.get("HPOGRID_FORKSERVER_LOCK"))
-    evaluate = None
-    error = None
-    project = _ProjectPreloader(None)
+    server = _Server(out_fd, _hold_lock(os.environ.get("HPOGRID_FORKSERVER_LOCK")))
     if os.environ.get("HPOGRID_FORKSERVER_PRELOAD", "1") != "0":
+        server.preload()
+    server.run()
+    return 0
+
+
+class _Server:
+    """The server's state and its steps: preload, then a loop that reads requests, forks jobs,
+    ends overdue ones and reports the ones that exited."""
+
+    def __init__(self, out_fd: int, lock: int | None):
+        self.out_fd = out_fd
+        self.lock = lock
+        self.in_fd = 0
+        self.evaluate: Any = None
+        self.error: str | None = None
+        self.project = _ProjectPreloader(None)
+        self.broken = False  # the driver is gone: no more events
+        self.stop = False
+        self.children: dict[int, str] = {}  # pid -> key
+        self.pids: dict[str, int] = {}  # key -> pid
+        self.kill_at: dict[int, float] = {}  # pid -> when to SIGKILL
+        self.wake: tuple[int, int] = (-1, -1)
+
+    def preload(self) -> None:
+        """Import the evaluator (and the campaign's project) once; an error is reported to the
+        driver, which then runs fresh processes."""
         try:
             from hpogrid.evaluator import program
 
             program.preload()
-            evaluate = program.main
-            project = _ProjectPreloader(os.environ.get(PRELOAD_PROJECT_ENV))
+            self.evaluate = program.main
+            self.project = _ProjectPreloader(os.environ.get(PRELOAD_PROJECT_ENV))
             import gc
 
             gc.collect()
             gc.freeze()  # children do not touch (copy) the preloaded objects' pages when they collect
-        except Exception as exc:  # reported to the driver, which then runs fresh processes
-            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
 
-    broken = False
-
-    def emit(msg: dict[str, Any]) -> None:
-        nonlocal broken
-        if broken:
+    def emit(self, msg: dict[str, Any]) -> None:
+        if self.broken:
             return
-        data = (json.dumps(msg) + "\n").encode()
         try:
-            while data:
-                data = data[os.write(out_fd, data):]
+            send(self.out_fd, msg)
         except BrokenPipeError:  # the driver is gone; EOF on stdin follows
-            broken = True
+            self.broken = True
 
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when jobs stop
-    os.set_blocking(in_fd, False)
+    def run(self) -> None:
+        """Serve until EOF on stdin (at once) or, after a ``stop``, until the last job exited."""
+        wake_r, wake_w = self.wake = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when jobs stop
+        os.set_blocking(self.in_fd, False)
+        state = self.project.state
+        self.emit({"ev": "ready", "preloaded": self.evaluate is not None, "error": self.error,
+                   "project": None if state is None else {"loaded": state.loaded, "reason": state.reason}})
+        requests = LineReader(self.in_fd)
+        sel = selectors.DefaultSelector()
+        sel.register(self.in_fd, selectors.EVENT_READ, "in")
+        sel.register(wake_r, selectors.EVENT_READ, "wake")
+        while not (requests.closed and (not self.stop or not self.children)):
+            timeout = max(0.0, min(self.kill_at.values()) - time.monotonic()) if self.kill_at else None
+            for skey, _ in sel.select(timeout):
+                if skey.data == "wake":
+                    _drain(wake_r)
+                    continue
+                for req in requests.read():
+                    self.handle(req)
+                if requests.closed:  # the driver is gone: the jobs are not ours to end
+                    sel.unregister(self.in_fd)
+            self.kill_overdue()
+            self.reap()
 
-    emit({"ev": "ready", "preloaded": evaluate is not None, "error": error,
-          "project": None if project.state is None else {"loaded": project.state.loaded, "reason": project.state.reason}})
-    children: dict[int, str] = {}  # pid -> key
-    pids: dict[str, int] = {}  # key -> pid
-    kill_at: dict[int, float] = {}  # pid -> when to SIGKILL
-    sel = selectors.DefaultSelector()
-    sel.register(in_fd, selectors.EVENT_READ, "in")
-    sel.register(wake_r, selectors.EVENT_READ, "wake")
-    buf = b""
-    eof = stop = False
+    def handle(self, req: dict[str, Any]) -> None:
+        if req["op"] == "run":
+            self.start(req)
+        elif req["op"] == "stop":
+            self.stop = True
+            for pid in list(self.children):
+                signal_group(pid, signal.SIGKILL)
+        elif req["op"] == "kill":
+            pid = self.pids.get(req["key"])
+            if pid is not None:
+                sig = int(req.get("signal", signal.SIGTERM))
+                signal_group(pid, sig)
+                if sig != signal.SIGKILL:
+                    self.kill_at.setdefault(pid, time.monotonic() + float(req.get("grace", GRACE)))
 
-    def reap() -> None:
-        while children:
+    def start(self, req: dict[str, Any]) -> None:
+        """Fork one job (it takes its folder's lock first)."""
+        try:
+            job_lock = claim_job(Path(req["cwd"]))
+        except OSError as exc:
+            self.emit({"ev": "exited", "key": req["key"], "rc": None, "signal": None,
+                       "error": f"cannot take the job folder {req['cwd']}: {exc.strerror or exc}"})
+            return
+        req = self.project.prepare(req)
+        pid = os.fork()
+        if pid == 0:
+            own = (self.out_fd, *self.wake, self.lock)
+            _child(req, self.evaluate, job_lock, tuple(fd for fd in own if fd is not None))
+        os.close(job_lock)
+        self.children[pid] = req["key"]
+        self.pids[req["key"]] = pid
+        self.emit({"ev": "started", "key": req["key"], "pid": pid})
+
+    def kill_overdue(self) -> None:
+        now = time.monotonic()
+        for pid, when in list(self.kill_at.items()):
+            if when <= now and pid in self.children:
+                signal_group(pid, signal.SIGKILL)
+                self.kill_at.pop(pid, None)
+
+    def reap(self) -> None:
+        """Report each job that exited; what is left of its process group ends with it."""
+        while self.children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
-            key = children.pop(pid, None)
-            kill_at.pop(pid, None)
+            key = self.children.pop(pid, None)
+            self.kill_at.pop(pid, None)
             if key is None:
                 continue
             end_group(pid)  # processes the training started end with the job
-            pids.pop(key, None)
+            self.pids.pop(key, None)
             if os.WIFSIGNALED(status):
-                emit({"ev": "exited", "key": key, "rc": None, "signal": os.WTERMSIG(status)})
+                self.emit({"ev": "exited", "key": key, "rc": None, "signal": os.WTERMSIG(status)})
             else:
-                emit({"ev": "exited", "key": key, "rc": os.WEXITSTATUS(status), "signal": None})
+                self.emit({"ev": "exited", "key": key, "rc": os.WEXITSTATUS(status), "signal": None})
 
-    while True:
-        timeout = None
-        if kill_at:
-            timeout = max(0.0, min(kill_at.values()) - time.monotonic())
-        if eof and (not stop or not children):
-            break
-        for skey, _ in sel.select(timeout):
-            if skey.data == "wake":
-                try:
-                    while os.read(wake_r, 4096):
-                        pass
-                except BlockingIOError:
-                    pass
-            elif skey.data == "in":
-                try:
-                    chunk = os.read(in_fd, 1 << 16)
-                except BlockingIOError:
-                    chunk = None
-                if chunk == b"":  # the driver is gone: the jobs are not ours to end
-                    eof = True
-                    sel.unregister(in_fd)
-                elif chunk:
-                    buf += chunk
-                    *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        if not line.strip():
-                            continue
-                        req = json.loads(line)
-                        if req["op"] == "run":
-                            try:
-                                job_lock = claim_job(Path(req["cwd"]))
-                            except OSError as exc:
-                                emit({"ev": "exited", "key": req["key"], "rc": None, "signal": None,
-                                      "error": f"cannot take the job folder {req['cwd']}: {exc.strerror or exc}"})
-                                continue
-                            req = project.prepare(req)
-                            pid = os.fork()
-                            if pid == 0:
-                                _child(req, evaluate, job_lock, tuple(fd for fd in (out_fd, wake_r, wake_w, lock) if fd is not None))
-                            os.close(job_lock)
-                            children[pid] = req["key"]
-                            pids[req["key"]] = pid
-                            emit({"ev": "started", "key": req["key"], "pid": pid})
-                        elif req["op"] == "stop":
-                            stop = True
-                            for pid in list(children):
-                                signal_group(pid, signal.SIGKILL)
-                        elif req["op"] == "kill":
-                            pid = pids.get(req["key"])
-                            if pid is not None:
-                                sig = int(req.get("signal", signal.SIGTERM))
-                                signal_group(pid, sig)
-                                if sig != signal.SIGKILL:
-                                    kill_at.setdefault(pid, time.monotonic() + float(req.get("grace", GRACE)))
-        now = time.monotonic()
-        for pid, when in list(kill_at.items()):
-            if when <= now and pid in children:
-                signal_group(pid, signal.SIGKILL)
-                kill_at.pop(pid, None)
-        reap()
-    return 0
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _hold_lock(path: str | None) -> int | None:

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpogrid.common import LineReader, send
 from hpogrid.evaluator.program import SENT_AT_ENV
+
 from ..errors import CampaignError
-from ._wire import LineReader, send
 
 PRELOAD_PROJECT_ENV = "HPOGRID_FORKSERVER_PROJECT"  # the project whose training module the fork server preloads
 

@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from hpogrid.common import FAILURE_LOSS, metric_of, read_json_or_none
 from hpogrid.evaluator.status import Status
 from hpogrid.steering.program import MAX_POINTS_PER_ROUND
 
 from ..errors import CampaignError
 from ..home import atomic_write_json, atomic_write_text
-from ..store import FAILURE_LOSS, StorageError, translated
+from ..store import StorageError, translated
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, clean_dir
 from ._lock import driving
 from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, WarmSteering
@@ -140,14 +141,6 @@ class _Running:
     stopping: bool = False
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def judge(workdir: Path, exit: JobExit | None, *, timed_out: bool = False, stopping: bool = False,
           timeout: float | None = None) -> Outcome:
     """What one attempt came to, from its ``output.json`` and how its process ended.
@@ -156,7 +149,7 @@ def judge(workdir: Path, exit: JobExit | None, *, timed_out: bool = False, stopp
     output.json, timeout, user exception, hpogrid error), except failures that a new attempt at the
     same point would repeat: no metric, NaN or infinite metric, unusable input (statuses 2, 3, 4, 7).
     """
-    out = _read_json(workdir / "output.json")
+    out = read_json_or_none(workdir / "output.json")
     status = out.get("status") if isinstance(out, dict) else None
     if isinstance(status, int):
         loss = out.get("loss")
@@ -220,7 +213,7 @@ class Engine:
             own = self.folder / "project.json"
             config_path = own if own.is_file() else self.project_dir / "project.json"
         self.config_path = Path(config_path)
-        config = _read_json(self.config_path) or {}
+        config = read_json_or_none(self.config_path) or {}
         self.opt_space = config.get("search_space")
         hpo = config.get("hpo_config") or {}
         self.mode = hpo.get("mode", campaign.get("mode") or "min")
@@ -341,7 +334,7 @@ class Engine:
             for sub in attempts:
                 if sub.name == str(exclude):
                     continue
-                marker = _read_json(sub / "outcome.json")
+                marker = read_json_or_none(sub / "outcome.json")
                 if isinstance(marker, dict) and marker.get("outcome") == "failed":
                     # a final failure ends a series of attempts: `tasks retry` starts a new one
                     n = 0 if marker.get("final") else n + 1
@@ -513,7 +506,7 @@ class Engine:
     def _read_out(self, path: Path, n: int) -> tuple[list[dict[str, Any]], str | None]:
         if not path.exists():
             return [], f"the steering wrote no {OUT_FILE}"
-        data = _read_json(path)
+        data = read_json_or_none(path)
         if not isinstance(data, list) or not all(isinstance(p, dict) for p in data):
             return [], f"{OUT_FILE} is not a JSON list of point objects"
         return data[:n], None
@@ -579,11 +572,11 @@ class Engine:
         except OSError:
             pass
         if outcome.kind == "finished":
-            meta = _read_json(workdir / "meta.json")
+            meta = read_json_or_none(workdir / "meta.json")
             reports = meta.get("results") if isinstance(meta, dict) and isinstance(meta.get("results"), list) else None
             if reports is not None and len(reports) > 200:
                 reports = reports[-200:]
-            metric = -outcome.loss if self.mode == "max" else outcome.loss
+            metric = metric_of(outcome.loss, self.mode)
             self.store.finish_point(point_id, loss=outcome.loss, metric=metric, reports=reports,
                                     message=outcome.message, host=host, started=started)
             self.progress.finished += 1
@@ -691,5 +684,5 @@ class Engine:
 def _best_view(point: dict[str, Any], mode: str) -> dict[str, Any]:
     metric = point.get("metric")
     if metric is None and point.get("loss") is not None:
-        metric = -point["loss"] if mode == "max" else point["loss"]
+        metric = metric_of(point["loss"], mode)
     return {"id": point["id"], "loss": point["loss"], "metric": metric, "params": point["params"]}

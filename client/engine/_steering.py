@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._wire import LineReader, send
+from hpogrid.common import LineReader, send
 
 __all__ = ["IN_FILE", "OUT_FILE", "RoundEnd", "BaseSteering", "WarmSteering", "CommandSteering", "substitute"]
 

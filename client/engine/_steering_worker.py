@@ -9,11 +9,12 @@ stdin, one JSON line each: ``{"in": PATH, "out": PATH, "num_points": N, "max_poi
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 import traceback
+
+from hpogrid.common import decode, send
 
 
 def serve() -> int:
@@ -28,15 +29,13 @@ def serve() -> int:
         error = f"cannot import the steering (hpogrid.steering.program.run_step): {type(exc).__name__}: {exc}"
 
     def emit(msg: dict) -> None:
-        data = (json.dumps(msg) + "\n").encode()
-        while data:
-            data = data[os.write(out_fd, data):]
+        send(out_fd, msg)
 
     emit({"ready": True, "error": error})
     for line in sys.stdin:
         if not line.strip():
             continue
-        req = json.loads(line)
+        req = decode(line)
         if run_step is None:
             emit({"ok": False, "error": error})
             continue

@@ -20,7 +20,7 @@ from typing import Mapping
 
 from ..errors import GridError
 
-__all__ = ["Credential", "CredentialError", "check_credential", "nickname_hint"]
+__all__ = ["Credential", "CredentialError", "check_credential", "nickname_hint", "voms_nickname"]
 
 
 class CredentialError(GridError):
@@ -138,3 +138,13 @@ def nickname_hint(env: Mapping[str, str] | None = None) -> str | None:
         return check_credential(env).nickname
     except GridError:
         return env.get("PANDA_NICKNAME") or None
+
+
+def voms_nickname() -> str:
+    """The nickname from the VOMS proxy (as phpo finds it), else a clear error."""
+    from pandaclient import PsubUtils
+
+    nick = PsubUtils.getNickname()
+    if not nick:
+        raise GridError("cannot find your grid nickname; set PANDA_NICKNAME")
+    return nick

@@ -1,7 +1,7 @@
 """Grid tasks for ``tasks show/kill/retry``: the user's PanDA tasks, their job metadata, kill and retry.
 
 ``tasks`` lists local campaigns and grid tasks together; the grid half comes from here (PanDA's
-task API, the reference README's options). Kill and retry of a task that belongs to a local
+task API, hpogrid 1.x's options: docs/HPOGRID1.md). Kill and retry of a task that belongs to a local
 campaign go through ``PandaBackend`` so the campaign store records them.
 """
 

@@ -7,6 +7,8 @@ import math
 import warnings
 from typing import Any
 
+from hpogrid.common import loss_of
+
 from ._deps import require
 from ._load import Results
 
@@ -69,8 +71,7 @@ def importance(results: Results, *, min_points: int = 8, max_points: int = 400, 
 
     trials, losses = [], set()
     for _, row in rated.iterrows():
-        loss = row["loss"] if not _missing(row["loss"]) else (
-            row["metric"] if results.mode == "min" else -row["metric"])
+        loss = row["loss"] if not _missing(row["loss"]) else loss_of(row["metric"], results.mode)
         losses.add(float(loss))
         params = {p: encode[p](row[results.param_columns[p]]) for p in distributions}
         trials.append(optuna.trial.create_trial(params=params, distributions=distributions, value=float(loss)))

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from hpogrid.common import loss_of, metric_of
+
 from .. import campaigns, projects
 from ..errors import GridError, HpogridError, NotFoundError, UsageError
 from ..campaigns import parse_range
@@ -117,7 +119,7 @@ class Results:
 
     def better(self, a: float, b: float) -> bool:
         """Whether metric ``a`` is better than ``b`` under the mode."""
-        return a < b if self.mode == "min" else a > b
+        return loss_of(a, self.mode) < loss_of(b, self.mode)
 
     def wall_time(self) -> float | None:
         """Seconds from each campaign's start to its end (or to its last result), summed."""
@@ -328,9 +330,7 @@ def load_stores(stores: Sequence[Store], *, project: str | None = None) -> Resul
     frame.loc[done, "order"] = range(1, len(done) + 1)
     frame["_status"] = frame["status"].map(STATUS_ORDER).fillna(9)
     fin = frame["status"].isin(("finished", "stopped"))
-    frame["_key"] = frame["metric"].where(fin)
-    if mode == "max":
-        frame["_key"] = -frame["_key"]
+    frame["_key"] = loss_of(frame["metric"].where(fin), mode)
     frame = frame.sort_values(["_status", "_key", "campaign_n", "point"], na_position="last", kind="stable")
     frame = frame.drop(columns=["_status", "_key", "campaign_n"]).reset_index(drop=True)
     return Results(project=project, metric_name=metric_name, mode=mode, params=params, param_columns=param_columns,
@@ -358,9 +358,9 @@ def _record(p: dict[str, Any], crow: dict[str, Any], mode: str) -> dict[str, Any
     metric, loss = p["metric"], p["loss"]
     if p["state"] in ("finished", "stopped"):
         if metric is None and loss is not None:  # grid results carry the loss only (L = metric, negated for max)
-            metric = loss if mode == "min" else -loss
+            metric = metric_of(loss, mode)
         if loss is None and metric is not None:
-            loss = metric if mode == "min" else -metric
+            loss = loss_of(metric, mode)
     started, ended = p["started"], p["ended"]
     if p["state"] in ("proposed", "running"):  # no result yet (a requeued point keeps an old end time)
         ended = None

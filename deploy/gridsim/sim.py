@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpogrid.common import FAILURE_LOSS, read_json_or_none
+
 from .commands import JobSlot, input_streams, job_parameters, job_spec, local_steering
 from .contents import ContentStatus, Contents, Point
 
 __all__ = ["Simulation", "TaskError", "DEFAULT_SITES", "FIRST_TASK_ID", "GRID_ATTEMPTS", "FAILURE_LOSS"]
 
 GRID_ATTEMPTS = 5  # PanDA's attempts per point / job
-FAILURE_LOSS = 1e5  # the loss PanDA gives iDDS for a point whose attempts are spent
 STEERING_RETRIES = 3  # iDDS retries a failed steering run this many times
 FIRST_TASK_ID = 10**7 + 1  # pbook reads ids below 10**7 as request ids
 FIRST_PANDA_ID = 6 * 10**9
@@ -338,7 +339,7 @@ class Simulation:
         with self.lock:
             jobs = list(task.jobs)
         for job in jobs:
-            report = _read_json(job.workdir / "jobReport.json")
+            report = read_json_or_none(job.workdir / "jobReport.json")
             if isinstance(report, dict) and "user_job_metadata" in report:
                 out[str(job.panda_id)] = report["user_job_metadata"]
         return out
@@ -844,14 +845,6 @@ def _lfn(name: str) -> str:
 def _append(path: Path, text: str) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(text)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def parse_dataset(text: str) -> tuple[str, list[str]]:

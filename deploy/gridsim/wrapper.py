@@ -33,6 +33,7 @@ import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,21 +123,54 @@ def _inputs(opts: dict[str, str]) -> tuple[list[str], dict[str, list[str]], dict
 
 
 def run_hpo(argv: list[str]) -> int:
+    """runHPO: take one event (a point) from PanDA, its sample from iDDS, run the payload on it and
+    give iDDS the loss; the exit status is PanDA's pilot's."""
     opts = _options(argv, "i:o:j:l:p:a:", _HPO_OPTS)
     here = Path.cwd()
-    payload = urllib.parse.unquote(opts.get("-p", ""))
-    script = opts.get("-j", "")
-    output = opts.get("-o", "out.json")
-    in_sample = opts.get("--inSampleFile", "input_sample.json")
-    meta_file = opts.get("--outMetaFile", "out_metadata.json")
-    panda_url = opts.get("--pandaURL", "").rstrip("/")
-    idds_url = opts.get("--iddsURL", "").rstrip("/")
-    panda_id = os.environ.get("PandaID")
-    task_id = os.environ.get("PanDA_TaskID")
     prepared = _sandbox_and_inputs(opts, here)
     if prepared is None:
         return EXIT_BAD_SANDBOX
-    files, in_map, to_txt = prepared
+    payload = _substitute_inputs(urllib.parse.unquote(opts.get("-p", "")), *prepared, here)
+    job = _HpoJob(opts.get("--pandaURL", "").rstrip("/"), opts.get("--iddsURL", "").rstrip("/"),
+                  os.environ.get("PandaID"), os.environ.get("PanDA_TaskID"))
+    event_id = _next_event(job, opts.get("--segmentID"))
+    if isinstance(event_id, int):
+        return event_id
+    sample_id = event_id.split("-")[3]
+    _say(f" got eventID={event_id} sampleID={sample_id}")
+    try:
+        samples = json.loads(_http(f"{job.idds_url}/idds/hpo/{job.task_id}/null/{sample_id}/null/null"))
+        sample = next(s for s in samples if s["id"] == sample_id)
+    except (OSError, ValueError, StopIteration, urllib.error.URLError) as exc:
+        _say(f"ERROR: failed to get a HP sample from iDDS. {exc}")
+        return EXIT_FAILED_TO_GET_EVENT
+    if sample["loss"] is not None:
+        _say("already evaluated")
+        _finish_event(job, event_id)
+        return 0
+    (here / opts.get("--inSampleFile", "input_sample.json")).write_text(json.dumps(sample["parameters"]))
+    status = _run_payload(f"{opts.get('-j', '')} {payload}".strip(), here)
+    status, loss = _read_loss(here, opts.get("-o", "out.json"), status)
+    if loss is not None:
+        _give_loss(job, event_id, sample_id, loss)
+    _add_user_job_metadata(here / opts.get("--outMetaFile", "out_metadata.json"), here)
+    return status
+
+
+@dataclass(frozen=True)
+class _HpoJob:
+    """Where a runHPO job reports: PanDA's and iDDS's URLs, its PandaID and jediTaskID."""
+
+    panda_url: str
+    idds_url: str
+    panda_id: str | None
+    task_id: str | None
+
+
+def _substitute_inputs(payload: str, files: list[str], in_map: dict[str, list[str]], to_txt: dict[str, str],
+                       here: Path) -> str:
+    """The payload with ``%IN`` (or each ``--inMap`` token) replaced by the job's input files; the
+    lists that ``--writeInputToTxt`` asks for written beside it."""
     if in_map:
         for token, lfns in in_map.items():
             payload = re.sub("%" + token + "(?P<sname> |$|\"|')", ",".join(lfns) + " " + r"\g<sname>", payload)
@@ -146,62 +180,58 @@ def run_hpo(argv: list[str]) -> int:
         payload = payload.replace("%IN", ",".join(files))
         if "IN" in to_txt:
             (here / to_txt["IN"]).write_text(json.dumps(files))
-    # the event range: which point this job evaluates
-    data = {"pandaID": panda_id, "jobsetID": 0, "taskID": task_id, "nRanges": 1}
-    if opts.get("--segmentID"):
-        data["segment_id"] = opts["--segmentID"]
+    return payload
+
+
+def _next_event(job: _HpoJob, segment_id: str | None) -> str | int:
+    """The event range this job evaluates (which point), or the exit status when there is none."""
+    data = {"pandaID": job.panda_id, "jobsetID": 0, "taskID": job.task_id, "nRanges": 1}
+    if segment_id:
+        data["segment_id"] = segment_id
     try:
-        events = json.loads(_http(f"{panda_url}/server/panda/getEventRanges", method="POST", data=data))
+        events = json.loads(_http(f"{job.panda_url}/server/panda/getEventRanges", method="POST", data=data))
     except (OSError, ValueError, urllib.error.URLError) as exc:
         _say(f"ERROR : failed to get an event from PanDA. {exc}")
         return EXIT_FAILED_TO_GET_EVENT
     if not events.get("eventRanges"):
         _say("INFO : exit due to no event available")
         return EXIT_NO_MORE_EVENTS
-    event_id = events["eventRanges"][0]["eventRangeID"]
-    sample_id = event_id.split("-")[3]
-    _say(f" got eventID={event_id} sampleID={sample_id}")
-    try:
-        samples = json.loads(_http(f"{idds_url}/idds/hpo/{task_id}/null/{sample_id}/null/null"))
-        sample = next(s for s in samples if s["id"] == sample_id)
-    except (OSError, ValueError, StopIteration, urllib.error.URLError) as exc:
-        _say(f"ERROR: failed to get a HP sample from iDDS. {exc}")
-        return EXIT_FAILED_TO_GET_EVENT
-    if sample["loss"] is not None:
-        _say("already evaluated")
-        _http(f"{panda_url}/server/panda/updateEventRanges", method="POST",
-              data={"eventRanges": json.dumps([{"eventRangeID": event_id, "eventStatus": "finished"}]), "version": 1})
-        return 0
-    (here / in_sample).write_text(json.dumps(sample["parameters"]))
-    status = _run_payload(f"{script} {payload}".strip(), here)
-    loss = None
+    return str(events["eventRanges"][0]["eventRangeID"])
+
+
+def _finish_event(job: _HpoJob, event_id: str) -> None:
+    _http(f"{job.panda_url}/server/panda/updateEventRanges", method="POST",
+          data={"eventRanges": json.dumps([{"eventRangeID": event_id, "eventStatus": "finished"}]), "version": 1})
+
+
+def _read_loss(here: Path, output: str, status: int) -> tuple[int, Any]:
+    """The payload's status (``EXIT_NO_OUTPUT`` without its output file) and the loss it wrote, if any."""
     out = here / output
     if not out.exists():
         _say(f"ERROR: {output} doesn't exist")
-        status = EXIT_NO_OUTPUT
-    else:
-        try:
-            result = json.loads(out.read_text())
-            if "status" not in result or result["status"] == 0:
-                loss = result["loss"]
-                _say(f"got loss={loss}")
-            else:
-                _say(f"ERROR: failed to evaluate. status={result['status']} message={result.get('message')}")
-        except (ValueError, TypeError, KeyError) as exc:
-            _say(f"ERROR: failed to get loss. {exc}")
-    if loss is not None:
-        try:
-            reply = json.loads(_http(f"{idds_url}/idds/hpo/{task_id}/null/{sample_id}/{loss}", method="PUT"))
-            if reply.get("status") == 0:
-                _http(f"{panda_url}/server/panda/updateEventRanges", method="POST",
-                      data={"eventRanges": json.dumps([{"eventRangeID": event_id, "eventStatus": "finished"}]),
-                            "version": 1})
-            else:
-                _say(f"ERROR: {reply}")
-        except (OSError, ValueError, urllib.error.URLError) as exc:
-            _say(f"ERROR: cannot update the sample (ID={sample_id}): {exc}")
-    _add_user_job_metadata(here / meta_file, here)
-    return status
+        return EXIT_NO_OUTPUT, None
+    try:
+        result = json.loads(out.read_text())
+        if "status" not in result or result["status"] == 0:
+            loss = result["loss"]
+            _say(f"got loss={loss}")
+            return status, loss
+        _say(f"ERROR: failed to evaluate. status={result['status']} message={result.get('message')}")
+    except (ValueError, TypeError, KeyError) as exc:
+        _say(f"ERROR: failed to get loss. {exc}")
+    return status, None
+
+
+def _give_loss(job: _HpoJob, event_id: str, sample_id: str, loss: Any) -> None:
+    """Send iDDS the loss; once it took it, the event is finished at PanDA."""
+    try:
+        reply = json.loads(_http(f"{job.idds_url}/idds/hpo/{job.task_id}/null/{sample_id}/{loss}", method="PUT"))
+        if reply.get("status") == 0:
+            _finish_event(job, event_id)
+        else:
+            _say(f"ERROR: {reply}")
+    except (OSError, ValueError, urllib.error.URLError) as exc:
+        _say(f"ERROR: cannot update the sample (ID={sample_id}): {exc}")
 
 
 def _sandbox_and_inputs(opts: dict[str, str], here: Path) -> tuple | None:

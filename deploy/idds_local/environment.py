@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import Unavailable
 
-__all__ = ["IDDS_VERSION", "PACKAGES", "environment_path", "ensure_environment"]
+__all__ = ["IDDS_VERSION", "PACKAGES", "clean_env", "environment_path", "ensure_environment"]
 
 IDDS_VERSION = "2.6.21"
 # idds-server: REST app and agents; idds-atlas: the HPO work (ATLASHPOWork); idds-workflow,
@@ -42,11 +42,11 @@ def environment_path() -> Path:
 def _works(python: Path) -> bool:
     if not python.exists():
         return False
-    probe = subprocess.run([str(python), "-c", PROBE], capture_output=True, env=_clean_env(), timeout=300)
+    probe = subprocess.run([str(python), "-c", PROBE], capture_output=True, env=clean_env(), timeout=300)
     return probe.returncode == 0
 
 
-def _clean_env() -> dict[str, str]:
+def clean_env() -> dict[str, str]:
     """The caller's environment without another venv's or iDDS's settings."""
     return {k: v for k, v in os.environ.items()
             if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not k.startswith("IDDS_")}
@@ -64,7 +64,7 @@ def _build(venv: Path) -> None:
                  [str(python), "-m", "pip", "install", "-q", *PACKAGES]]
     for argv in steps:
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, env=_clean_env(), timeout=BUILD_TIMEOUT)
+            done = subprocess.run(argv, capture_output=True, text=True, env=clean_env(), timeout=BUILD_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise Unavailable(f"cannot build the iDDS environment in {venv}: {type(exc).__name__}: {exc}") from exc
         if done.returncode != 0:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -32,7 +31,9 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .environment import _clean_env, ensure_environment
+from hpogrid.common import atomic_write_json, read_json_or_none
+
+from .environment import clean_env, ensure_environment
 from .errors import StartError
 
 __all__ = ["LocalIdds", "Component", "Status", "start", "stop", "status"]
@@ -209,10 +210,8 @@ def _state_path(workdir: Path) -> Path:
 
 
 def _read_state(workdir: Path) -> dict | None:
-    try:
-        return json.loads(_state_path(workdir).read_text())
-    except (OSError, ValueError):
-        return None
+    state = read_json_or_none(_state_path(workdir))
+    return state if isinstance(state, dict) else None
 
 
 def _processes(state: dict) -> dict[Component, Process]:
@@ -220,10 +219,8 @@ def _processes(state: dict) -> dict[Component, Process]:
 
 
 def _write_state(workdir: Path, url: str, port: int, processes: dict[Component, Process]) -> None:
-    tmp = _state_path(workdir).with_suffix(".tmp")
-    tmp.write_text(json.dumps({"url": url, "port": port,
-                               "processes": {c.value: asdict(p) for c, p in processes.items()}}))
-    os.replace(tmp, _state_path(workdir))
+    atomic_write_json(_state_path(workdir), {"url": url, "port": port,
+                                             "processes": {c.value: asdict(p) for c, p in processes.items()}}, indent=None)
 
 
 def _answers(url: str, timeout: float = 5.0) -> bool:
@@ -290,7 +287,7 @@ def _idds_env(workdir: Path, steering_bin: Path, idds_python: Path) -> dict[str,
     """The environment of the iDDS processes: iDDS's config; the stand-ins, then hpogrid's bin folder
     first on PATH (the steering runs with hpogrid's python, so nothing of the iDDS venv may leak:
     no VIRTUAL_ENV/PYTHONPATH, and the iDDS venv's bin is not on PATH)."""
-    env = {k: v for k, v in _clean_env().items() if not k.startswith("X509_")}
+    env = {k: v for k, v in clean_env().items() if not k.startswith("X509_")}
     idds_bin = str(idds_python.parent)
     rest_of_path = [p for p in env.get("PATH", "/usr/bin:/bin").split(os.pathsep) if p and p != idds_bin]
     env.update({"IDDS_CONFIG": str(workdir / "idds.cfg"), "IDDS_AUTH_CONFIG": str(workdir / "auth.cfg"),

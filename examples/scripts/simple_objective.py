@@ -1,4 +1,4 @@
-"""Example 1 (reference README): a simple objective, training script style 1.
+"""Example 1 (hpogrid 1.x's README, docs/HPOGRID1.md): a simple objective, training script style 1.
 
 ``f(config, reporter)``, reporting with ``reporter(loss=...)`` as in hpogrid 1.x / Ray 1.x;
 hpogrid adapts it to Ray Tune 2.x. Search space: height uniform in [-100, 100], width uniform in

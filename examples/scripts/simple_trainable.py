@@ -1,4 +1,4 @@
-"""Example 2 (reference README): a trainable class with the hpogrid 1.x / Ray 1.x method names
+"""Example 2 (hpogrid 1.x's README, docs/HPOGRID1.md): a trainable class with the hpogrid 1.x / Ray 1.x method names
 (``_setup``, ``_train``, ``_save``, ``_restore``), training script style 5; hpogrid maps them to
 Ray Tune 2.x's ``setup``, ``step``, ``save_checkpoint``, ``load_checkpoint``.
 

@@ -19,6 +19,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from hpogrid.common import FAILURE_LOSS, loss_of
+
 from ..errors import InputError, SpaceError
 from ..space import SearchSpace, point_key
 
@@ -35,8 +37,6 @@ __all__ = [
 
 #: Marks a failed evaluation in a history record (a string so it survives JSON).
 FAILED = "failed"
-#: The loss PanDA reports to iDDS for a point whose every attempt failed.
-FAILURE_LOSS = 1e5
 #: Above this many points a finite space is enumerated to fill a batch instead of sampled.
 _ENUMERATE_LIMIT = 20_000
 
@@ -46,11 +46,10 @@ Record = tuple[Mapping[str, Any], Any]
 
 def metric_to_loss(value: float | None, mode: str) -> float | None:
     """The one place where ``mode`` matters: a metric value to the loss algorithms minimise."""
-    if mode not in ("min", "max"):
-        raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
-    if value is None:
-        return None
-    return -float(value) if mode == "max" else float(value)
+    try:
+        return loss_of(None if value is None else float(value), mode)
+    except ValueError as exc:  # the mode
+        raise InputError(str(exc)) from None
 
 
 @dataclass(frozen=True)

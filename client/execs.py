@@ -1,4 +1,6 @@
-"""The exact ``steeringExec`` and ``evaluationExec`` strings of a project (placeholders left in)."""
+"""The exact ``steeringExec`` and ``evaluationExec`` strings of a project (placeholders left in):
+the form that runs on this machine (``local``), or the one the grid backends submit (built by
+:mod:`hpogrid.client.grid.taskparams`). Above both the engine and the grid, so neither imports the other."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .. import projects
-from ..configs import DEFAULT_STEERING_CONTAINER
+from . import projects
+from .configs import DEFAULT_STEERING_CONTAINER
 
 __all__ = ["steering_exec", "evaluation_exec", "STEERING_ARGS"]
 
@@ -33,7 +35,7 @@ def steering_exec(project_name: str, local: bool = False, container: str | None 
     if local:
         config = projects.path(project_name) / "project.json"
         return f"{shlex.quote(_script('hpogrid-steering'))} {STEERING_ARGS} --config {shlex.quote(str(config))}"
-    from ..grid import taskparams
+    from .grid import taskparams
 
     return taskparams.steering_exec(project, container or DEFAULT_STEERING_CONTAINER)
 
@@ -45,7 +47,7 @@ def evaluation_exec(project_name: str, local: bool = False) -> str:
     if local:
         folder = projects.path(project_name)
         return f"{shlex.quote(_script('hpogrid-evaluate'))} --project {shlex.quote(str(folder))}"
-    from ..backends.base import SubmitOptions
-    from ..grid import taskparams
+    from .backends.base import SubmitOptions
+    from .grid import taskparams
 
     return taskparams.evaluation_exec(SubmitOptions())
