@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from .errors import ScriptError
 
-__all__ = ["load_trainable", "load_script", "adapt", "check_model", "model_style", "prepare_ray_environment", "Reporter",
+__all__ = ["ensure_train_report_compat", "load_trainable", "load_script", "adapt", "check_model", "model_style", "prepare_ray_environment", "Reporter",
            "STYLES"]
 
 STYLES = ("function_reporter", "function_report", "function_return", "trainable", "trainable_legacy")
@@ -72,6 +72,9 @@ def _ensure_train_report_compat() -> None:
         return v2_get_checkpoint()
 
     ray.train.report, ray.train.get_checkpoint = report, get_checkpoint
+
+
+ensure_train_report_compat = _ensure_train_report_compat  # the public name (client/backends/local_run)
 
 
 def load_script(script_path: Path, module_name: str | None = None) -> ModuleType:

@@ -16,14 +16,13 @@ class RayBackend(EmbeddedBackend):
     name = "ray"
 
     def submit(self, project_name: str, options: SubmitOptions) -> Store:
-        from ..engine._ray import _check_reachable
+        from ..engine import RayRunner
 
-        if not options.dry_run:
-            _check_reachable(options.ray_address)  # before anything is written
+        RayRunner.check_reachable(options.ray_address)  # before anything is written
         return super().submit(project_name, options)
 
     def make_runner(self, store: Store, options: SubmitOptions) -> BaseJobRunner:
-        from ..engine._ray import RayRunner
+        from ..engine import RayRunner
 
         address = options.ray_address or (store.campaign().get("settings") or {}).get("ray_address")
         return RayRunner(project_dir_of(store), address=address)

@@ -78,9 +78,9 @@ def run(project: str, n_jobs: int, site: str | None, architecture: str | None, g
 
 
 def _nickname() -> str:
-    from ..backends.panda import _voms_nickname
+    from ..backends.panda import voms_nickname
 
-    return _voms_nickname()
+    return voms_nickname()
 
 
 @click.command("sites")
