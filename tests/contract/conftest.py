@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,13 +120,45 @@ def _grid_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
         importlib.reload(sys.modules["pandaclient.Client"])
 
 
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[str]:
+    """One Ray head on loopback for the session (ray and local_run join it: Ray starts once)."""
+    ray = Path(sys.executable).parent / "ray"
+    if not ray.exists():
+        pytest.skip("ray is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="hc", dir="/tmp")  # unix socket paths are limited to 107 characters
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    head = subprocess.Popen([str(ray), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                             "--num-cpus", "2", "--block", "--include-dashboard=false", "--disable-usage-stats",
+                             "--temp-dir", temp], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if head.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the Ray head did not start (exit {head.poll()})")
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_group(head, grace=5)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 @pytest.fixture(params=["embedded", "ray", "local_run", "panda", "idds"])
 def side(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Side:
     name = request.param
     local = SubmitOptions(max_attempts=1, n_points_per_iteration=BUDGET, progress=None, echo=lambda _line: None)
     if name in ("embedded", "ray", "local_run"):
-        if name == "local_run":
-            local.num_cpus = 2
+        if name != "embedded":
+            monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+            monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+            local.ray_address = request.getfixturevalue("ray_head")
         return Side(name, local)
     if name == "panda":
         _grid_env(monkeypatch, request.getfixturevalue("contract_gridsim"))

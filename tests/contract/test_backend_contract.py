@@ -100,11 +100,14 @@ def _retry(backend: Backend, store: Store, side: Side, project: Project) -> None
         assert _snapshot(store) == before
         return
     store = backend.retry(store, side.options)
+    if side.name == "panda":  # PanDA retries the task (later); the campaign runs again until it says so
+        assert store.campaign()["status"] == "running"
+        assert "retry requested" in (store.campaign()["message"] or "")
     _to_the_end(backend, store, side)
     points = backend.results(store)
     assert [p["id"] for p in points] == [p[0] for p in before[1]]  # the same points, none added
-    if side.name == "panda":  # PanDA retries the task; iDDS keeps the loss 1e5 its jobs reported
-        assert "retry requested" in (store.campaign()["message"] or "")
+    if side.name == "panda":  # iDDS keeps the loss 1e5 the failed jobs reported: the points stay failed
+        assert {p["state"] for p in points} == {"failed"}, points
     elif side.name == "idds":  # iDDS holds the final losses (1e5): a point it has one for is never re-run
         assert {p["state"] for p in points} == {"failed"} and {p["attempts"] for p in points} == {1}
     else:
