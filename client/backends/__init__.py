@@ -1,20 +1,20 @@
-"""Backends by name: where ``submit_idds`` runs a campaign. Imported lazily, on first use.
+"""Backends by name: where a campaign runs. Imported lazily, on first use.
 
-``embedded`` (this machine), ``ray`` (jobs as Ray tasks), ``panda`` (PanDA + iDDS, the grid),
-``idds`` (rounds in a real iDDS, jobs here or on Ray).
-A backend may also list the tasks it knows remotely (``list_tasks``, used by ``hpogrid tasks show``).
+``embedded`` (this machine), ``ray`` (jobs as Ray tasks), ``local_run`` (Ray Tune's own loop here),
+``panda`` (PanDA + iDDS, the grid), ``idds`` (rounds in a real iDDS, jobs here or on Ray).
+Each is a :class:`~hpogrid.client.backends.base.Backend` (the contract: docs/CONTRACTS.md).
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 from typing import Any
 
 from ..errors import UsageError
-from .base import BaseBackend, SubmitOptions
+from .base import Backend, BaseBackend, GridOptions, Plan, RemoteTask, SubmitOptions
 
-__all__ = ["BACKENDS", "get_backend", "available", "BaseBackend", "SubmitOptions"]
+__all__ = ["BACKENDS", "get_backend", "available", "runs_here", "driven_here", "Backend", "BaseBackend", "SubmitOptions",
+           "GridOptions", "Plan", "RemoteTask"]
 
 #: name -> "module:Class" (imported only when the backend is used)
 BACKENDS = {
@@ -22,6 +22,7 @@ BACKENDS = {
     "ray": "hpogrid.client.backends.ray:RayBackend",
     "panda": "hpogrid.client.backends.panda:PandaBackend",
     "idds": "hpogrid.client.backends.idds:IddsBackend",
+    "local_run": "hpogrid.client.backends.local_run:LocalRunBackend",
 }
 
 
@@ -29,8 +30,7 @@ def available() -> list[str]:
     return list(BACKENDS)
 
 
-def get_backend(name: str) -> BaseBackend:
-    """An instance of the backend ``name``; an unknown name lists the valid ones."""
+def _backend_class(name: str) -> Any:
     if name not in BACKENDS:
         raise UsageError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
     module_name, _, class_name = BACKENDS[name].partition(":")
@@ -40,11 +40,22 @@ def get_backend(name: str) -> BaseBackend:
         if exc.name and module_name.startswith(exc.name):
             raise UsageError(f"the {name} backend is not available in this installation ({module_name} is missing)") from exc
         raise
-    cls: Any = getattr(module, class_name, None)
-    if cls is None:  # the module names its class otherwise: take its BaseBackend with this name
-        found = [c for _, c in inspect.getmembers(module, inspect.isclass)
-                 if issubclass(c, BaseBackend) and c is not BaseBackend and getattr(c, "name", None) == name]
-        if not found:
-            raise UsageError(f"the {name} backend module {module_name} defines no backend named {name!r}")
-        cls = found[0]
-    return cls()
+    return getattr(module, class_name)
+
+
+def get_backend(name: str) -> Backend:
+    """An instance of the backend ``name``; an unknown name lists the valid ones."""
+    return _backend_class(name)()
+
+
+def runs_here(name: str) -> bool:
+    """Does the backend ``name`` run its campaigns on this machine (``Backend.runs_here``)?
+
+    An unknown name (a campaign of a backend this installation lacks) does not.
+    """
+    return name in BACKENDS and bool(_backend_class(name).runs_here)
+
+
+def driven_here(name: str) -> bool:
+    """Is a campaign of backend ``name`` driven by a process on this machine (``Backend.driven_here``)?"""
+    return name in BACKENDS and bool(_backend_class(name).driven_here)

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from ..engine import (BaseJobRunner, BaseSteering, Engine, ForkServerRunner, create_campaign,
-                      driving, kill_campaign, project_dir_of, spawn_detached)
+from ..engine import (BaseJobRunner, BaseSteering, Engine, ForkServerRunner, campaign_fields, create_campaign,
+                      driving, kill_campaign, make_display, project_dir_of, run_plan, summary_lines)
+from ..execs import evaluation_exec, steering_exec
 from ..store import Store
-from .base import BaseBackend, SubmitOptions
+from .base import Backend, Plan, SubmitOptions
+from .detached import spawn
 
 __all__ = ["EmbeddedBackend"]
 
 
-class EmbeddedBackend(BaseBackend):
+class EmbeddedBackend(Backend):
     """Campaigns on this machine: a warm steering worker and a fork server of evaluation jobs."""
 
     name = "embedded"
+    runs_here = True
+    driven_here = True
 
     def make_runner(self, store: Store, options: SubmitOptions) -> BaseJobRunner:
         return ForkServerRunner(log=store.path.parent / "forkserver.log", project_dir=project_dir_of(store))
@@ -24,20 +28,17 @@ class EmbeddedBackend(BaseBackend):
         """How rounds run; None: the engine's default (warm worker, or the campaign's own command)."""
         return None
 
+    def plan(self, project_name: str, options: SubmitOptions) -> Plan:
+        """The campaign row and the commands a submit would use (the same pre-flight); nothing written."""
+        run = run_plan(project_name, self.name, options)
+        fields = campaign_fields(run.project, self.name, options, run)
+        fields["backend"] = self.name
+        commands = {"steering_exec": fields["settings"]["steering_command"] or steering_exec(project_name, local=True),
+                    "evaluation_exec": evaluation_exec(project_name, local=True)}
+        fields.update(commands)
+        return Plan(self.name, project_name, fields["max_points"], details=fields, commands=commands)
+
     def submit(self, project_name: str, options: SubmitOptions) -> Store:
-        if options.dry_run:  # what would run, nothing written
-            import json
-
-            from ..engine import campaign_fields, run_plan
-            from ..execs import evaluation_exec, steering_exec
-
-            plan = run_plan(project_name, self.name, options)  # the same pre-flight as a real submit
-            fields = campaign_fields(plan.project, self.name, options, plan)
-            fields["backend"] = self.name
-            fields["steering_exec"] = fields["settings"]["steering_command"] or steering_exec(project_name, local=True)
-            fields["evaluation_exec"] = evaluation_exec(project_name, local=True)
-            print(json.dumps(fields, indent=2))
-            return None  # type: ignore[return-value]
         store = create_campaign(project_name, self.name, options)
         return self._start(store, options)
 
@@ -67,16 +68,15 @@ class EmbeddedBackend(BaseBackend):
 
     def _start(self, store: Store, options: SubmitOptions) -> Store:
         if options.detach:
-            spawn_detached(store, self.name)
+            spawn(store, self.name)
             return store
-        return self.run(store, options, progress=options.extra.get("progress"))
+        return self.run(store, options)
 
-    def run(self, store: Store, options: SubmitOptions, progress: Callable[..., Any] | str | None = None) -> Store:
-        """Run the campaign in this process until it ends (or is stopped). ``progress``: a callback
-        taking :class:`~hpogrid.client.engine.Progress`, or ``"plain"``/``"live"`` for a display
-        (which then also prints the summary at the end)."""
-        from ..engine import make_display, summary_lines
-
+    def run(self, store: Store, options: SubmitOptions) -> Store:
+        """Run the campaign in this process until it ends (or is stopped). ``options.progress``: a
+        callback taking :class:`~hpogrid.client.engine.Progress`, or ``"plain"``/``"live"`` for a
+        display (which then also prints the summary at the end)."""
+        progress = options.progress
         display = make_display(progress) if isinstance(progress, str) else progress
         engine = Engine(store, project_dir_of(store), runner=self.make_runner(store, options),
                         steering=self.make_steering(store, options), on_progress=display)

@@ -16,7 +16,6 @@ it and never re-run; a final loss iDDS lacks is sent once. Details: docs/IDDS_BA
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -27,11 +26,11 @@ from typing import Any, Callable
 from hpogrid.common import FAILURE_LOSS, metric_of
 
 from .. import projects
-from ..engine import DEFAULTS, OUT_FILE, BaseSteering, RoundEnd, create_campaign, driver_alive, kill_campaign
+from ..engine import OUT_FILE, BaseSteering, RoundEnd, create_campaign, driver_alive, kill_campaign
 from ..errors import CampaignError, GridError, UsageError
 from ..home import atomic_write_json
 from ..store import FINAL_STATES, Store, idds_loss
-from .base import SubmitOptions
+from .base import Plan, SubmitOptions
 from .embedded import EmbeddedBackend
 
 __all__ = ["IddsBackend", "IddsService", "IddsSteering", "IddsPoint", "idds_host", "proxy_path", "HOST_ENV"]
@@ -91,7 +90,7 @@ class IddsService:
             proxy = proxy_path()
             os.environ.setdefault("X509_USER_PROXY", proxy)  # idds-client's workflow.add_proxy() reads it
             self._cm = idds.manager(Credential(kind="x509", nickname=None, expires=None, proxy=proxy), self.host)
-        return idds._call(self._cm, what, self.workload_id, fn, **kwargs)
+        return idds.call(self._cm, what, self.workload_id, fn, **kwargs)
 
     def submit(self, workflow: Any) -> int:
         rid = self._call("submit", "submit", workflow=workflow)
@@ -254,25 +253,37 @@ class IddsBackend(EmbeddedBackend):
     """Campaigns whose rounds run in a real iDDS; evaluation here (fork server) or on Ray."""
 
     name = "idds"
+    runs_here = False  # the store mirrors iDDS: refresh reads its points and losses
+    driven_here = True  # ... and a driver here evaluates them
 
     def __init__(self) -> None:
         self._steering: IddsSteering | None = None
 
-    def submit(self, project_name: str, options: SubmitOptions) -> Store:
+    def _work(self, project_name: str, options: SubmitOptions) -> Any:
+        """The iDDS HPO work of a new campaign (``HpoWorkSpec``); the options are checked first."""
         from ..engine import campaign_fields
-        from ..grid.idds_workflow import build_workflow, new_workload_id, work_spec
+        from ..grid.idds_workflow import new_workload_id, work_spec
 
         if options.steering_command:
             raise UsageError("--steering-command does not apply to --backend idds (iDDS runs the project's steering)")
         project = projects.load(project_name)
         fields = campaign_fields(project, self.name, options)  # checks the options first
-        spec = work_spec(project, workload_id=new_workload_id(), points_per_round=fields["points_per_round"],
-                         image=options.extra.get("steering_container"), seed=fields["settings"]["seed"])
-        if options.dry_run:
-            print(json.dumps({"backend": self.name, "idds_host": options.extra.get("idds_host")
-                              or os.environ.get(HOST_ENV), **spec.describe()}, indent=2))
-            return None  # type: ignore[return-value]
-        host = idds_host(options.extra.get("idds_host"))
+        return work_spec(project, workload_id=new_workload_id(), points_per_round=fields["points_per_round"],
+                         image=options.grid.steering_container, seed=fields["settings"]["seed"])
+
+    def plan(self, project_name: str, options: SubmitOptions) -> Plan:
+        """The iDDS work a submit would send, and to which server; nothing is contacted."""
+        spec = self._work(project_name, options)
+        details = {"backend": self.name, "idds_host": options.grid.idds_host or os.environ.get(HOST_ENV),
+                   **spec.describe()}
+        return Plan(self.name, project_name, spec.max_points, details=details, task=spec,
+                    commands={"steering_exec": f"{spec.executable} {spec.arguments}".strip()})
+
+    def submit(self, project_name: str, options: SubmitOptions) -> Store:
+        from ..grid.idds_workflow import build_workflow
+
+        spec = self._work(project_name, options)
+        host = idds_host(options.grid.idds_host)
         proxy_path()
         workflow = build_workflow(spec)
         store = create_campaign(project_name, self.name, options)
@@ -295,8 +306,8 @@ class IddsBackend(EmbeddedBackend):
         self._steering.reconcile()
         return self._steering
 
-    def run(self, store: Store, options: SubmitOptions, progress: Any = None) -> Store:
-        store = super().run(store, options, progress=progress)
+    def run(self, store: Store, options: SubmitOptions) -> Store:
+        store = super().run(store, options)
         if self._steering is not None and store.campaign()["status"] in ("finished", "interrupted", "killed"):
             try:  # the last round's losses (the engine ends before asking iDDS again)
                 self._steering.refresh()

@@ -23,7 +23,7 @@ from .. import campaigns, projects
 from ..errors import CampaignError, GridError
 from ..grid.auth import voms_nickname
 from ..store import Store
-from .base import BaseBackend, SubmitOptions
+from .base import Backend, Plan, RemoteTask, SubmitOptions
 
 __all__ = ["PandaBackend", "campaign_status", "FINAL_TASK_STATES"]
 
@@ -46,16 +46,18 @@ def _echo(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-class PandaBackend(BaseBackend):
+class PandaBackend(Backend):
     """Campaigns on PanDA + iDDS, through panda-client and idds-client."""
 
     name = "panda"
+    runs_here = False
+    driven_here = False
 
     def __init__(self, echo: Callable[[str], None] = _echo):
         self.echo = echo
 
     # ---- building (no network) -----------------------------------------------------------
-    def plan(self, project_name: str, options: SubmitOptions, nickname: str | None = None) -> Any:
+    def grid_task(self, project_name: str, options: SubmitOptions, nickname: str | None = None) -> Any:
         """The task this submission would send (``GridTask``); nothing is contacted."""
         from ..grid.auth import nickname_hint
         from ..grid.taskparams import build_hpo_task
@@ -64,15 +66,15 @@ class PandaBackend(BaseBackend):
         nick = nickname or nickname_hint() or "NICKNAME"
         return build_hpo_task(project, options, nickname=nick)
 
-    def dry_run(self, project_name: str, options: SubmitOptions) -> dict[str, Any]:
+    def plan(self, project_name: str, options: SubmitOptions) -> Plan:
         """What ``submit_idds --dry-run`` prints: task parameters and the exact commands."""
-        return self.plan(project_name, options).describe()
+        task = self.grid_task(project_name, options)
+        return Plan(self.name, project_name, int(task.task_params["hpoRequestData"]["max_points"]),
+                    details=task.describe(), task=task, sort_keys=True,
+                    commands={"steering_exec": task.steering_exec, "evaluation_exec": task.evaluation_exec})
 
     # ---- the contract ---------------------------------------------------------------------
     def submit(self, project_name: str, options: SubmitOptions) -> Store:
-        if options.dry_run:
-            print(json.dumps(self.dry_run(project_name, options), indent=2, sort_keys=True))
-            return None  # type: ignore[return-value]  # nothing was submitted, no campaign exists
         from ..grid import auth, panda, rucio
         from ..grid.sandbox import make_sandbox
 
@@ -82,7 +84,7 @@ class PandaBackend(BaseBackend):
         in_ds = project["grid_config"].get("inDS")
         if in_ds:
             rucio.check_dataset(in_ds)
-        task = self.plan(project_name, options, nickname=nickname)
+        task = self.grid_task(project_name, options, nickname=nickname)
         with tempfile.TemporaryDirectory(prefix="hpogrid-sandbox-") as tmp:
             archive = make_sandbox(projects.path(project_name), Path(tmp) / task.sandbox)
             uploaded = panda.upload_sandbox(archive)
@@ -112,8 +114,7 @@ class PandaBackend(BaseBackend):
 
     def resume(self, store: Store, options: SubmitOptions) -> Store:
         """On the grid, continuing a campaign is PanDA's task retry."""
-        self.retry(store)
-        return store
+        return self.retry(store, options)
 
     def kill(self, store: Store) -> None:
         from ..grid import auth, panda
@@ -124,7 +125,8 @@ class PandaBackend(BaseBackend):
         store.update_campaign(message=f"kill requested: {message}")
         self.echo(f"task {task_id}: kill requested ({message})")
 
-    def retry(self, store: Store) -> None:
+    def retry(self, store: Store, options: SubmitOptions | None = None) -> Store:
+        """PanDA's task retry (its failed jobs run again; the grid reopens the points)."""
         from ..grid import auth, panda
 
         task_id = _task_id(store)
@@ -132,10 +134,12 @@ class PandaBackend(BaseBackend):
         message = panda.retry_task(task_id)
         store.update_campaign(status="running", ended=None, message=f"retry requested: {message}")
         self.echo(f"task {task_id}: retry requested ({message})")
+        return store
 
     def list_tasks(self, limit: int = 1000, days: float | None = 30, taskname: str | None = None,
-                   jeditaskid: str | None = None, status: list[str] | None = None, **_: Any) -> list[dict[str, Any]]:
-        """The user's PanDA tasks as ``tasks show`` rows (hook of ``hpogrid tasks show``).
+                   jeditaskid: str | None = None, status: list[str] | None = None,
+                   **_: Any) -> list[RemoteTask]:
+        """The user's PanDA tasks (``hpogrid tasks show``).
 
         Nothing is asked when no grid is set up (no PanDA URL, no credential in the environment).
         """
@@ -150,15 +154,12 @@ class PandaBackend(BaseBackend):
         for r in rows:
             m = re.match(r"^user\.[^.]+\.hpogrid\.(.+)\.out\.\d{14}/?$", r["taskname"] or "")
             name = m.group(1) if m else r["taskname"]  # the project, when the default outDS pattern names it
-            out.append({"jeditaskid": r["jeditaskid"], "taskname": name, "status": r["status"],
-                        "progress": float(r.get("pctfinished") or 0), "done": None, "failed": None, "total": None,
-                        "best_metric": None, "metric": None, "start": None, "end": None,
-                        "remote_id": str(r["jeditaskid"]),
-                        "message": f"{r['taskname']} at {r.get('site') or 'any site'}",
-                        "path": None})
+            out.append(RemoteTask(r["jeditaskid"], name, r["status"], progress=float(r.get("pctfinished") or 0),
+                                  remote_id=str(r["jeditaskid"]),
+                                  message=f"{r['taskname']} at {r.get('site') or 'any site'}"))
         return out
 
-    # ---- hooks of `tasks` for grid tasks that are not local campaigns (e.g. `hpogrid run` tasks) --------
+    # ---- grid tasks that are not local campaigns (e.g. `hpogrid run` tasks) -----------------------
     def task_metadata(self, task_id: int | str) -> list[dict[str, Any]]:
         """Per-job metadata of a grid task: ``[{"PandaID": ..., "metaData": {...}}, ...]``."""
         from ..grid import auth, panda
@@ -166,17 +167,30 @@ class PandaBackend(BaseBackend):
         auth.check_credential()
         return panda.job_metadata(int(task_id))
 
-    def kill_task(self, task_id: int | str) -> str | None:
+    def kill_remote(self, task_id: int | str) -> str | None:
         """Kill a grid task by its jediTaskID (through its campaign when it has one); None: no grid set up."""
-        from ..grid import monitor
+        return self._act_remote(int(task_id), "kill") if _grid_configured() else None
 
-        return monitor.kill(int(task_id)) if _grid_configured() else None
-
-    def retry_task(self, task_id: int | str) -> str | None:
+    def retry_remote(self, task_id: int | str) -> str | None:
         """Retry a grid task by its jediTaskID (through its campaign when it has one); None: no grid set up."""
-        from ..grid import monitor
+        return self._act_remote(int(task_id), "retry") if _grid_configured() else None
 
-        return monitor.retry(int(task_id)) if _grid_configured() else None
+    def _act_remote(self, task_id: int, verb: str) -> str:
+        """Kill or retry a grid task: through its campaign when we have one (so the store follows)."""
+        from ..grid import auth, monitor, panda
+
+        auth.check_credential()
+        entry = monitor.campaign_for_task(task_id)
+        if entry is not None:
+            quiet = PandaBackend(echo=lambda _line: None)
+            with campaigns.open_campaign(entry["id"]) as store:
+                if verb == "kill":
+                    quiet.kill(store)
+                else:
+                    quiet.retry(store)
+            return f"task {task_id} (campaign {entry['id']}): {verb} requested"
+        action = panda.kill_task if verb == "kill" else panda.retry_task
+        return f"task {task_id}: {action(task_id)}"
 
     def refresh(self, store: Store) -> None:
         """Task state from PanDA, points and losses from iDDS, job metadata from PanDA."""

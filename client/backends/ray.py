@@ -16,10 +16,9 @@ class RayBackend(EmbeddedBackend):
     name = "ray"
 
     def submit(self, project_name: str, options: SubmitOptions) -> Store:
-        from ..engine import check_reachable
+        from ..engine import RayRunner
 
-        if not options.dry_run:
-            check_reachable(options.ray_address)  # before anything is written
+        RayRunner.check_reachable(options.ray_address)  # before anything is written
         return super().submit(project_name, options)
 
     def make_runner(self, store: Store, options: SubmitOptions) -> BaseJobRunner:

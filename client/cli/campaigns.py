@@ -15,8 +15,8 @@ import click
 
 from .. import campaigns, projects
 from ..campaigns import parse_range
-from ..backends import available, get_backend
-from ..backends.base import SubmitOptions
+from ..backends import available, driven_here, get_backend, runs_here
+from ..backends.base import GridOptions, SubmitOptions
 from ..errors import CampaignError, HpogridError, NotFoundError, UsageError
 from ..engine import DEFAULT_TIMEOUT, check_resumable, driver_alive
 from ..store import Store, StorageError
@@ -150,14 +150,13 @@ def submit_idds(project: str, backend: str | None, n_points_per_iteration: int |
         display = make_display(None if progress == "auto" else progress)
     options = _options(n_points_per_iteration=n_points_per_iteration, min_unevaluated_points=min_unevaluated_points,
                        max_attempts=max_attempts, timeout=timeout, steering_command=steering_command,
-                       ray_address=ray_address, seed=seed, detach=detach, dry_run=dry_run,
+                       ray_address=ray_address, seed=seed, detach=detach,
                        site=[x.strip() for x in site.split(",") if x.strip()] if site else None)
-    options.extra["progress"] = display
-    grid_extra = {"gpu": gpu or None, "architecture": architecture, "checkpoint_save": checkpoint_save,
-                  "checkpoint_load": checkpoint_load, "checkpoint_interval": checkpoint_interval,
-                  "max_evaluation_jobs": max_evaluation_jobs, "steering_container": steering_container,
-                  "idds_host": idds_host}
-    options.extra.update({k: v for k, v in grid_extra.items() if v is not None})
+    options.progress = display
+    options.grid = GridOptions(gpu=gpu, architecture=architecture, checkpoint_save=checkpoint_save,
+                               checkpoint_load=checkpoint_load, checkpoint_interval=checkpoint_interval,
+                               max_evaluation_jobs=max_evaluation_jobs, steering_container=steering_container,
+                               idds_host=idds_host)
     if resume is not None:
         if overrides:
             raise UsageError(f"--resume continues a campaign as it was started; {', '.join(sorted(overrides))} "
@@ -171,10 +170,11 @@ def submit_idds(project: str, backend: str | None, n_points_per_iteration: int |
     else:
         name = backend or data["grid_config"].get("backend", "embedded")
         impl = get_backend(name)
-        options.extra["plan"] = _preflight(project, name, overrides, options)
+        options.run_plan = _preflight(project, name, overrides, options)
+        if dry_run:  # what would run, nothing started
+            click.echo(impl.plan(project, options).as_json())
+            return
         store = impl.submit(project, options)
-    if store is None:  # dry run
-        return
     _report_end(store, detach)
 
 
@@ -265,7 +265,7 @@ def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None =
                 break
             continue
         state, message = c["status"], c.get("message")
-        if state in ("running", "created") and c["backend"] in ("embedded", "ray", "idds") and not driver_alive(c.get("pid")):
+        if state in ("running", "created") and driven_here(c["backend"]) and not driver_alive(c.get("pid")):
             state, message = "interrupted", f"the driver (pid {c.get('pid')}) is gone; continue with `hpogrid tasks retry {cid}`"
         total = c.get("max_points") or 0
         done = counts["finished"] + counts["failed"] + counts.get("stopped", 0)  # stopped: cut short by a scheduler
@@ -301,19 +301,16 @@ def remote_rows(local: list[dict[str, Any]], **filters: Any) -> tuple[list[dict[
     known = {str(r["remote_id"]) for r in local if r.get("remote_id")}
     rows, warnings = [], []
     for name in available():
-        if name in ("embedded", "ray"):
+        if runs_here(name):
             continue
         try:
             backend = get_backend(name)
         except HpogridError:
             continue
-        lister = getattr(backend, "list_tasks", None)
-        if lister is None:
-            continue
         try:
-            for row in lister(**filters) or []:
-                if str(row.get("jeditaskid")) not in known:
-                    rows.append({"backend": name, **row})
+            for task in backend.list_tasks(**filters):
+                if str(task.jeditaskid) not in known:
+                    rows.append({"backend": name, **task.as_row()})
         except HpogridError as exc:
             warnings.append(f"{name}: {exc}")
     return rows, warnings
@@ -473,13 +470,9 @@ def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: flo
         return
     store = campaigns.open_campaign(campaign_id)
     c = store.campaign()
-    if c["backend"] == "local_run":
-        raise CampaignError(f"campaign {campaign_id} is a local_run (Ray Tune ran it); run `hpogrid local_run "
-                            f"{c['project']}` again")
     backend = get_backend(c["backend"])
-    own_retry = getattr(backend, "retry", None)
-    if own_retry is not None and backend.name not in ("embedded", "ray"):
-        own_retry(store)
+    if not backend.driven_here:  # the grid retries its own task; local_run says to run it again
+        backend.retry(store, _options())
         click.echo(f"campaign {campaign_id} retried on {backend.name}")
         return
     display = None
@@ -488,7 +481,7 @@ def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: flo
 
         display = make_display(None if progress == "auto" else progress)
     options = _options(max_attempts=max_attempts, timeout=timeout, detach=detach)
-    options.extra["progress"] = display
+    options.progress = display
     if c["status"] in ("finished", "failed", "killed"):
         check_resumable(store)
         reopened = store.reopen_failed("waiting for a new attempt (`hpogrid tasks retry`)")
@@ -504,15 +497,14 @@ def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: flo
 # ---- grid hook ---------------------------------------------------------------------------------
 # Added by the grid backend's owner (issue 6) as the minimal hook `tasks` needed for grid tasks;
 # the campaign commands' owner may fold it into their own design. A backend takes part by having
-# ``refresh(store)``, ``task_metadata(task_id)``, ``kill_task(task_id)`` and ``retry_task(task_id)``.
-_LOCAL_BACKENDS = ("embedded", "ray", "local_run")
+# ``refresh(store)``, ``task_metadata(task_id)``, ``kill_remote(task_id)`` and ``retry_remote(task_id)``.
 
 
 def _grid_refresh() -> list[str]:
     """Bring unfinished grid campaigns up to date (as ``report`` does); returns warnings."""
     warnings = []
     for entry in campaigns.for_project(None):
-        if entry["backend"] in _LOCAL_BACKENDS:
+        if runs_here(entry["backend"]):
             continue
         try:
             with campaigns.open_entry(entry, readonly=True) as store:
@@ -527,11 +519,10 @@ def _grid_refresh() -> list[str]:
 
 def _print_grid_metadata(row: dict[str, Any]) -> None:
     backend = get_backend(row["backend"]) if row.get("backend") in available() else None
-    fetch = getattr(backend, "task_metadata", None)
-    if fetch is None:
+    if backend is None or backend.runs_here:
         return
     click.echo(f"\ngrid task {row['jeditaskid']} ({row['taskname']}, {row['status']}):")
-    for job in fetch(row["jeditaskid"]):
+    for job in backend.task_metadata(row["jeditaskid"]):
         click.echo(f"  PandaID {job['PandaID']}: {json.dumps(job['metaData'])}")
 
 
@@ -545,11 +536,11 @@ def _grid_task_command(command: str, task_id: str) -> bool:
     except NotFoundError:
         pass
     for name in available():
-        if name in _LOCAL_BACKENDS:
+        if runs_here(name):
             continue
         backend = get_backend(name)
-        act = getattr(backend, f"{command}_task", None)
-        said = act(task_id) if act is not None else None  # None: this backend is not set up here
+        act = backend.kill_remote if command == "kill" else backend.retry_remote
+        said = act(task_id)  # None: not this backend's task, or it is not set up here
         if said is not None:
             click.echo(said)
             return True

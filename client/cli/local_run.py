@@ -39,19 +39,20 @@ def local_run(project: str, ray_address: str | None, verbose: bool | None, cpus_
     `hpogrid report PROJECT` reads the results again later. Exits 1 when every trial failed or
     max_failures stopped the run.
     """
+    from ..backends import SubmitOptions, get_backend
     from ..errors import CampaignError
-    from ..local_run import local_run as run
 
     overrides = {"algorithm": algorithm, "num_trials": num_trials, "max_concurrent": max_concurrent, "stop": stop,
                  "max_failures": max_failures, "seed": seed}
-    result = run(project, ray_address=ray_address or None, verbose=verbose, cpus_per_trial=cpus_per_trial,
-                 gpus_per_trial=gpus_per_trial, num_cpus=num_cpus, echo=click.echo, overrides=overrides)
-    if result.status == "failed":
-        raise CampaignError(f"campaign {result.campaign_id} failed: {result.message}")
-    failed = result.counts.get("failed", 0)
-    if failed and not result.counts.get("finished", 0):
-        raise CampaignError(f"campaign {result.campaign_id}: all {failed} trials failed (see the reasons above)")
-
+    options = SubmitOptions(ray_address=ray_address or None, verbose=verbose, cpus_per_trial=cpus_per_trial,
+                            gpus_per_trial=gpus_per_trial, num_cpus=num_cpus, echo=click.echo, overrides=overrides)
+    with get_backend("local_run").submit(project, options) as store:
+        campaign, counts = store.campaign(), store.counts()
+    if campaign["status"] == "failed":
+        raise CampaignError(f"campaign {campaign['id']} failed: {campaign['message']}")
+    failed = counts.get("failed", 0)
+    if failed and not counts.get("finished", 0):
+        raise CampaignError(f"campaign {campaign['id']}: all {failed} trials failed (see the reasons above)")
 
 command = local_run
 commands = [local_run]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._campaign import (campaign_fields, check_resumable, create_campaign, driver_alive, kill_campaign,
-                        project_dir_of, run_plan, spawn_detached)
+                        project_dir_of, run_plan)
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, ProcessRunner
 from ._lock import driver_pid, driving
 from ._loop import DEFAULT_TIMEOUT, DEFAULTS, NOT_RETRIED, Engine, EngineSettings, Outcome, Progress, judge
@@ -33,8 +33,7 @@ __all__ = [
     "BaseJobRunner", "ForkServerRunner", "ProcessRunner", "RayRunner", "Job", "JobExit",
     "BaseSteering", "WarmSteering", "CommandSteering", "RoundEnd", "IN_FILE", "OUT_FILE",
     "create_campaign", "campaign_fields", "run_plan", "check_resumable", "driver_alive", "kill_campaign", "project_dir_of",
-    "spawn_detached", "failure_lines", "make_display", "summary_lines", "status_line", "LiveDisplay",
-    "check_reachable",
+    "failure_lines", "make_display", "summary_lines", "status_line", "LiveDisplay", "check_reachable",
 ]
 
 

@@ -6,8 +6,6 @@ import json
 import os
 import shlex
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,21 +18,20 @@ from ._jobs import JobState, job_state, signal_group
 from ._lock import driver_pid
 from ._loop import DEFAULT_TIMEOUT, DEFAULTS
 
-__all__ = ["create_campaign", "campaign_fields", "run_plan", "driver_alive", "check_resumable", "spawn_detached",
+__all__ = ["create_campaign", "campaign_fields", "run_plan", "driver_alive", "check_resumable",
            "kill_campaign", "project_dir_of"]
 
 
 def run_plan(project_name: str, backend: str, options: Any) -> Any:
-    """This run's :class:`~hpogrid.client.preflight.RunPlan`: the one the CLI checked (``options.extra
-    ["plan"]``), else checked now (library use: the same pre-flight, overrides from ``extra["overrides"]``)."""
+    """This run's :class:`~hpogrid.client.preflight.RunPlan`: the one the caller checked (``options.
+    run_plan``), else checked now (library use: the same pre-flight, overrides from ``options.overrides``)."""
     from ..preflight import plan_run
 
-    extra = getattr(options, "extra", None) or {}
-    plan = extra.get("plan")
+    plan = getattr(options, "run_plan", None)
     if plan is None:
-        plan = plan_run(project_name, extra.get("overrides"), backend=backend, timeout=getattr(options, "timeout", None),
-                        seed=getattr(options, "seed", None))
-        extra["plan"] = plan
+        plan = plan_run(project_name, getattr(options, "overrides", None), backend=backend,
+                        timeout=getattr(options, "timeout", None), seed=getattr(options, "seed", None))
+        options.run_plan = plan
     return plan
 
 
@@ -133,19 +130,6 @@ def check_resumable(store: Store) -> None:
     if pid is not None and pid != os.getpid():
         raise CampaignError(f"campaign {campaign['id']} is being driven by pid {pid}; "
                             f"wait for it to end or stop it with `hpogrid tasks kill {campaign['id']}`")
-
-
-def spawn_detached(store: Store, backend: str) -> int:
-    """Run the campaign in the background: a new session, output to driver.log in its folder."""
-    folder = store.path.parent
-    campaign = store.campaign()
-    with open(folder / "driver.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hpogrid.client.engine._detached", str(campaign["id"]), backend],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
-        )
-    store.update_campaign(pid=proc.pid)
-    return proc.pid
 
 
 def kill_campaign(store: Store, wait: float = 30.0) -> str:

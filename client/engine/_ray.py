@@ -155,6 +155,7 @@ class RayRunner(BaseJobRunner):
     """One Ray task per job, on the cluster at ``address`` (None: a local Ray started here)."""
 
     local = False
+    check_reachable = staticmethod(_check_reachable)  # before anything is written (the ray backend)
 
     def __init__(self, project_dir: str | Path, address: str | None = None, num_cpus: float = 1.0):
         self.project_dir = Path(project_dir)

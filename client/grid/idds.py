@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import GridError, NotFoundError
 from .auth import Credential
 
-__all__ = ["IddsError", "hyperparameters", "request_status", "manager"]
+__all__ = ["IddsError", "hyperparameters", "request_status", "manager", "call"]
 
 
 class IddsError(GridError):
@@ -47,7 +47,7 @@ def _failed(ret: Any) -> str | None:
     return None
 
 
-def _call(cm: Any, what: str, task_id: int, fn: str, **kwargs: Any) -> Any:
+def call(cm: Any, what: str, task_id: int, fn: str, **kwargs: Any) -> Any:
     try:
         cm.setup_client()
         cm.client.retries = 1  # idds-client sleeps up to 30 s between retries; one clear line is better
@@ -67,7 +67,7 @@ def _call(cm: Any, what: str, task_id: int, fn: str, **kwargs: Any) -> Any:
 def hyperparameters(task_id: int, credential: Credential) -> list[dict[str, Any]]:
     """Every point of the task's HPO request: ``[{"id": "1", "parameters": {...}, "loss": float|None}]``."""
     cm = manager(credential)
-    ret = _call(cm, "get_hyperparameters", task_id, "get_hyperparameters", workload_id=int(task_id), request_id=None)
+    ret = call(cm, "get_hyperparameters", task_id, "get_hyperparameters", workload_id=int(task_id), request_id=None)
     if ret is None:
         return []
     if not isinstance(ret, list):
@@ -85,7 +85,7 @@ def hyperparameters(task_id: int, credential: Credential) -> list[dict[str, Any]
 def request_status(task_id: int, credential: Credential) -> str | None:
     """The status name of the task's iDDS request (``Transforming``, ``Finished``, ...), if there is one."""
     cm = manager(credential)
-    ret = _call(cm, "get_requests", task_id, "get_requests", workload_id=int(task_id))
+    ret = call(cm, "get_requests", task_id, "get_requests", workload_id=int(task_id))
     if not ret:
         return None
     status = ret[0].get("status")

@@ -1,8 +1,8 @@
 """Grid tasks for ``tasks show/kill/retry``: the user's PanDA tasks, their job metadata, kill and retry.
 
 ``tasks`` lists local campaigns and grid tasks together; the grid half comes from here (PanDA's
-task API, hpogrid 1.x's options: docs/HPOGRID1.md). Kill and retry of a task that belongs to a local
-campaign go through ``PandaBackend`` so the campaign store records them.
+task API, hpogrid 1.x's options: docs/HPOGRID1.md). Kill and retry of a grid task are the panda backend's
+``kill_remote``/``retry_remote`` (through the task's campaign when it has one, so its store records them).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .. import campaigns
 from ..campaigns import parse_range
 from . import auth, panda
 
-__all__ = ["grid_tasks", "kill", "retry", "campaign_for_task", "GRID_COLUMNS"]
+__all__ = ["grid_tasks", "campaign_for_task", "GRID_COLUMNS"]
 
 GRID_COLUMNS = ("jeditaskid", "status", "pctfinished", "taskname", "site", "campaign")
 
@@ -58,25 +58,3 @@ def grid_tasks(*, username: str | None = None, limit: int = 1000, days: int | No
             row["metadata"] = panda.job_metadata(tid)
         rows.append(row)
     return sorted(rows, key=lambda r: r["jeditaskid"], reverse=True)
-
-
-def kill(task_id: int) -> str:
-    return _act(task_id, "kill")
-
-
-def retry(task_id: int) -> str:
-    return _act(task_id, "retry")
-
-
-def _act(task_id: int, verb: str) -> str:
-    """Kill or retry a grid task: through its campaign when we have one (so the store follows)."""
-    auth.check_credential()
-    entry = campaign_for_task(task_id)
-    if entry is not None:
-        from ..backends.panda import PandaBackend
-
-        with campaigns.open_campaign(entry["id"]) as store:
-            getattr(PandaBackend(echo=lambda _line: None), verb)(store)
-        return f"task {task_id} (campaign {entry['id']}): {verb} requested"
-    action = panda.kill_task if verb == "kill" else panda.retry_task
-    return f"task {task_id}: {action(task_id)}"

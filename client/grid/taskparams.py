@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ..backends.base import SubmitOptions
+from ..backends.base import GridOptions, SubmitOptions
 from ..configs import DEFAULT_STEERING_CONTAINER
 from ..errors import ConfigError, GridError
 
@@ -123,18 +123,18 @@ def evaluation_exec(options: SubmitOptions) -> str:
     argv = ["hpogrid-evaluate", "--meta", META_FILE]
     if options.timeout is not None:
         argv += ["--timeout", str(int(options.timeout))]
-    extra = options.extra or {}
-    if extra.get("checkpoint_save"):
-        argv += ["--checkpoint-save", str(extra["checkpoint_save"])]
-    if extra.get("checkpoint_load"):
-        argv += ["--checkpoint-load", str(extra["checkpoint_load"])]
+    grid = options.grid
+    if grid.checkpoint_save:
+        argv += ["--checkpoint-save", str(grid.checkpoint_save)]
+    if grid.checkpoint_load:
+        argv += ["--checkpoint-load", str(grid.checkpoint_load)]
     return shlex.join(argv)
 
 
-def _architecture(extra: Mapping[str, Any]) -> str | None:
-    if extra.get("architecture"):
-        return str(extra["architecture"])
-    if extra.get("gpu"):
+def _architecture(grid: GridOptions) -> str | None:
+    if grid.architecture:
+        return str(grid.architecture)
+    if grid.gpu:
         return "#&nvidia"
     return None
 
@@ -148,8 +148,8 @@ def phpo_args(project: Mapping[str, Any], options: SubmitOptions, *, out_ds: str
               steering_image: str = DEFAULT_STEERING_CONTAINER) -> tuple[list[str], str, str]:
     """phpo's command line for this project: (args, steeringExec, evaluationExec)."""
     hpo, grid = project["hpo_config"], project["grid_config"]
-    extra = options.extra or {}
-    steer = options.steering_command or steering_exec(project, extra.get("steering_container") or steering_image,
+    flags = options.grid
+    steer = options.steering_command or steering_exec(project, flags.steering_container or steering_image,
                                                       options.seed)
     evaluate = evaluation_exec(options)
     per_round = options.n_points_per_iteration if options.n_points_per_iteration is not None else hpo["max_concurrent"]
@@ -166,22 +166,22 @@ def phpo_args(project: Mapping[str, Any], options: SubmitOptions, *, out_ds: str
     ]
     if options.min_unevaluated_points is not None:
         args += ["--minUnevaluatedPoints", str(options.min_unevaluated_points)]
-    if extra.get("max_evaluation_jobs") is not None:
-        args += ["--maxEvaluationJobs", str(extra["max_evaluation_jobs"])]
+    if flags.max_evaluation_jobs is not None:
+        args += ["--maxEvaluationJobs", str(flags.max_evaluation_jobs)]
     if grid.get("inDS"):
         args += ["--trainingDS", grid["inDS"]]
     sites = _sites(project, options)
     if sites:
         args += ["--site", ",".join(sites)]
-    arch = _architecture(extra)
+    arch = _architecture(flags)
     if arch:
         args += ["--architecture", arch]
-    if extra.get("checkpoint_save"):
-        args += ["--checkPointToSave", str(extra["checkpoint_save"])]
-        if extra.get("checkpoint_interval") is not None:
-            args += ["--checkPointInterval", str(int(extra["checkpoint_interval"]))]
-    if extra.get("checkpoint_load"):
-        args += ["--checkPointToLoad", str(extra["checkpoint_load"])]
+    if flags.checkpoint_save:
+        args += ["--checkPointToSave", str(flags.checkpoint_save)]
+        if flags.checkpoint_interval is not None:
+            args += ["--checkPointInterval", str(int(flags.checkpoint_interval))]
+    if flags.checkpoint_load:
+        args += ["--checkPointToLoad", str(flags.checkpoint_load)]
     return args, steer, evaluate
 
 

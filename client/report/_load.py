@@ -227,7 +227,6 @@ def select_campaigns(project: str, *, campaign: int | str | None = None, limit: 
     return chosen
 
 
-_LOCAL_BACKENDS = ("embedded", "local_run", "local", "ray")
 _SETTLED = ("finished", "failed", "killed")
 
 
@@ -238,10 +237,10 @@ def _refresh(store: Store, backend_name: str) -> str | None:
     the grid cannot be reached (no credential, server down) the stored results are reported, with
     the reason as a warning.
     """
-    from ..backends import BACKENDS, get_backend
+    from ..backends import BACKENDS, get_backend, runs_here
 
     row = store.campaign()
-    if backend_name in _LOCAL_BACKENDS or backend_name not in BACKENDS or row["status"] in _SETTLED:
+    if backend_name not in BACKENDS or runs_here(backend_name) or row["status"] in _SETTLED:
         return None
 
     try:

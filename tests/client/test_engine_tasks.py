@@ -9,17 +9,21 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from hpogrid.client import campaigns, projects
-from hpogrid.client.backends import BACKENDS, BaseBackend
+from hpogrid.client.backends import BACKENDS, Backend, RemoteTask
 from hpogrid.client.cli import cli
 
 
-class ListingBackend(BaseBackend):
+class ListingBackend(Backend):
     """A backend with remote tasks: one known locally (same remote id), one only remote."""
 
     name = "listing"
+    runs_here = False
     calls: list[dict] = []
 
     def submit(self, project_name, options):  # pragma: no cover - not used here
+        raise NotImplementedError
+
+    def plan(self, project_name, options):  # pragma: no cover
         raise NotImplementedError
 
     def resume(self, store, options):  # pragma: no cover
@@ -30,8 +34,8 @@ class ListingBackend(BaseBackend):
 
     def list_tasks(self, **filters):
         ListingBackend.calls.append(filters)
-        return [{"jeditaskid": 4242, "taskname": "remote_only", "status": "running", "progress": 50.0},
-                {"jeditaskid": 777, "taskname": "lib", "status": "finished", "progress": 100.0}]
+        return [RemoteTask(4242, "remote_only", "running", progress=50.0),
+                RemoteTask(777, "lib", "finished", progress=100.0)]
 
 
 def _campaign(tmp_path: Path, remote_id: str | None = None):

@@ -25,7 +25,7 @@ RUNNER = r"""
 import json, os, sys
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "0")
 from hpogrid.client import projects
-from hpogrid.client.local_run import local_run
+from hpogrid.client.backends.local_run import local_run
 
 specs = json.loads(sys.stdin.read())
 init = specs.pop("__init__", None)

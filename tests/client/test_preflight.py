@@ -134,7 +134,9 @@ def test_local_run_stops_after_max_failures_trials_in_a_row(tmp_path) -> None:
     from ray.tune.experiment import Trial
 
     from hpogrid.client import campaigns
-    from hpogrid.client.local_run import _recorder, _stopper, make_config_mapper
+    from hpogrid.client.backends.tune_fit import stopper as _stopper
+    from hpogrid.client.backends.tune_record import recorder as _recorder
+    from hpogrid.client.backends.tune_search import make_config_mapper
     from hpogrid.steering.space import SearchSpace
 
     _project(tmp_path)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hpogrid.client.backends.base import SubmitOptions
+from hpogrid.client.backends.base import GridOptions, SubmitOptions
 from hpogrid.client.errors import ConfigError
 from hpogrid.client.grid.taskparams import (META_FILE, build_hpo_task, build_run_task, output_dataset,
                                             steering_config, steering_exec)
@@ -51,7 +51,7 @@ def _capture():
 def test_full_task_matches_phpo_capture_in_keys_and_structure():
     ref = _capture()
     options = SubmitOptions(min_unevaluated_points=1, n_points_per_iteration=2,
-                            extra={"checkpoint_save": "ckpt", "checkpoint_load": "ckpt.tgz"})
+                            grid=GridOptions(checkpoint_save="ckpt", checkpoint_load="ckpt.tgz"))
     task = build_hpo_task(project(inDS="user.tester.train.ds"), options, nickname="tester").task_params
     # The capture also asked for --evaluationMetrics and --maxPointsPerEvaluationJob, which hpogrid does not
     # use; everything else must line up one to one.
@@ -88,7 +88,7 @@ def test_full_task_matches_phpo_capture_in_keys_and_structure():
 
 
 def test_defaults_sites_and_gpu():
-    task = build_hpo_task(project(site=["A", "B"]), SubmitOptions(extra={"gpu": True}), nickname="nick").task_params
+    task = build_hpo_task(project(site=["A", "B"]), SubmitOptions(grid=GridOptions(gpu=True)), nickname="nick").task_params
     assert task["includedSite"] == ["A", "B"] and "site" not in task
     assert task["architecture"] == "#&nvidia"
     assert task["hpoRequestData"]["num_points_per_generation"] == 2  # max_concurrent by default
