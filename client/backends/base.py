@@ -20,6 +20,7 @@ task_metadata      a grid task's per-job metadata (default: :class:`UsageError`)
 kill_remote        kill a grid task that is no local campaign: its answer, or None (not ours)
 retry_remote       retry such a task, likewise
 results            the campaign's points (default: ``store.points()``)
+run                drive a campaign in this process to its end (``driven_here`` backends; default: UsageError)
 =================  ====================================================================
 
 ``runs_here`` is the one place that says which backends run on this machine (their store is
@@ -198,6 +199,11 @@ class Backend(ABC):
     def results(self, store: Store) -> list[Any]:
         """The campaign's points, as the store holds them (after :meth:`refresh` for grid backends)."""
         return store.points()
+
+    def run(self, store: Store, options: SubmitOptions) -> Store:
+        """Drive the campaign in this process until it ends (the background driver of ``--detach``);
+        only backends ``driven_here`` have a driver."""
+        raise UsageError(f"the {self.name} backend has no background driver")
 
 
 #: The old name, kept for one release.

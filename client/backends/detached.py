@@ -31,11 +31,10 @@ def main(argv: list[str]) -> int:
     from ..errors import HpogridError
     from . import get_backend
     from .base import SubmitOptions
-    from .embedded import EmbeddedBackend
 
     campaign_id, backend = argv[0], argv[1]
     impl = get_backend(backend)
-    if not isinstance(impl, EmbeddedBackend):
+    if not impl.driven_here:
         print(f"hpogrid: error: the {backend} backend has no background driver", file=sys.stderr)
         return 2
     store = open_campaign(campaign_id)
