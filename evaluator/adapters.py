@@ -74,9 +74,6 @@ def ensure_train_report_compat() -> None:
     ray.train.report, ray.train.get_checkpoint = report, get_checkpoint
 
 
-ensure_train_report_compat = _ensure_train_report_compat  # the public name (client/backends/local_run)
-
-
 def load_script(script_path: Path, module_name: str | None = None) -> ModuleType:
     """Import the training script by path, with its folder first on ``sys.path`` (so helper modules
     beside it import). Errors raised while the script runs its top level propagate unchanged."""
