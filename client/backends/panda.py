@@ -10,6 +10,7 @@ store shape every backend writes, so ``tasks`` and ``report`` need nothing grid-
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import tempfile
@@ -273,7 +274,10 @@ def apply_grid_results(store: Store, task_status: str, points: list[dict[str, An
         started = timings.get("start_timestamp") if isinstance(timings.get("start_timestamp"), (int, float)) else None
         total = timings.get("total_s") if isinstance(timings.get("total_s"), (int, float)) else None
         ended = started + total if started is not None and total is not None else None
-        if loss >= FAILURE_LOSS:
+        if not math.isfinite(loss):  # what the job's payload returned: a recorded failure, with its reason
+            store.fail_point(pid, meta.get("message") or f"the evaluation returned a non-finite loss ({loss})",
+                             loss=None, host=host, started=started, ended=ended)
+        elif loss >= FAILURE_LOSS:
             store.fail_point(pid, meta.get("message") or "every attempt failed (PanDA reported loss 1e5)",
                              loss=loss, host=host, started=started, ended=ended)
         else:

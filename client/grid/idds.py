@@ -9,7 +9,6 @@ panda-client uses (x509 proxy, or the OIDC token and VO).
 from __future__ import annotations
 
 import logging
-import math
 import os
 from typing import Any
 
@@ -76,8 +75,10 @@ def hyperparameters(task_id: int, credential: Credential) -> list[dict[str, Any]
     for item in ret:
         loss = item.get("loss")
         if loss is not None:
-            loss = float(loss)
-            loss = loss if math.isfinite(loss) else None
+            try:
+                loss = float(loss)  # NaN and inf stay: a point evaluated to a non-finite loss has a result
+            except (TypeError, ValueError):
+                loss = None
         points.append({"id": str(item.get("id")), "parameters": item.get("parameters") or {}, "loss": loss})
     return sorted(points, key=lambda p: int(p["id"]) if p["id"].isdigit() else 0)
 
