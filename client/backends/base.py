@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ..store import Store
 
@@ -37,6 +37,7 @@ class BaseBackend(ABC):
     """One way of running campaigns. Instances are cheap; state lives in the store."""
 
     name: str = ""
+    runs_here: ClassVar[bool] = True  # its campaigns' driver runs on this machine (a pid we can check)
 
     @abstractmethod
     def submit(self, project_name: str, options: SubmitOptions) -> Store:
@@ -56,3 +57,27 @@ class BaseBackend(ABC):
 
     def refresh(self, store: Store) -> None:
         """Bring the store up to date with the remote side (grid backends); local ones have nothing to do."""
+
+    # ---- defaults of the contract (the backends' own versions replace these) -------------------
+    def retry(self, store: Store, options: SubmitOptions) -> Store:
+        """Run an ended campaign's failed points again (new attempts of the same points), then resume."""
+        store.reopen_failed("waiting for a new attempt (`hpogrid tasks retry`)")
+        return self.resume(store, options)
+
+    def list_tasks(self, **filters: Any) -> list[Any]:
+        """The backend side's own tasks (grid) as ``tasks show`` rows; a local backend has none."""
+        return []
+
+    def task_metadata(self, task_id: int | str) -> list[dict[str, Any]]:
+        """Per-job metadata of a grid task that is no local campaign."""
+        from ..errors import UsageError
+
+        raise UsageError(f"the {self.name} backend has no per-job metadata (task {task_id})")
+
+    def kill_remote(self, task_id: int | str) -> bool:
+        """Kill a grid task that is no local campaign; False: not this backend's (or no grid set up)."""
+        return False
+
+    def retry_remote(self, task_id: int | str) -> bool:
+        """Retry a grid task that is no local campaign; False: not this backend's (or no grid set up)."""
+        return False

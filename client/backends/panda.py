@@ -47,6 +47,7 @@ class PandaBackend(BaseBackend):
     """Campaigns on PanDA + iDDS, through panda-client and idds-client."""
 
     name = "panda"
+    runs_here = False  # rounds and jobs run on the grid
 
     def __init__(self, echo: Callable[[str], None] = _echo):
         self.echo = echo
@@ -121,7 +122,7 @@ class PandaBackend(BaseBackend):
         store.update_campaign(message=f"kill requested: {message}")
         self.echo(f"task {task_id}: kill requested ({message})")
 
-    def retry(self, store: Store) -> None:
+    def retry(self, store: Store, options: SubmitOptions | None = None) -> Store:
         from ..grid import auth, panda
 
         task_id = _task_id(store)
@@ -129,6 +130,7 @@ class PandaBackend(BaseBackend):
         message = panda.retry_task(task_id)
         store.update_campaign(status="running", ended=None, message=f"retry requested: {message}")
         self.echo(f"task {task_id}: retry requested ({message})")
+        return store
 
     def list_tasks(self, limit: int = 1000, days: float | None = 30, taskname: str | None = None,
                    jeditaskid: str | None = None, status: list[str] | None = None, **_: Any) -> list[dict[str, Any]]:
@@ -175,6 +177,13 @@ class PandaBackend(BaseBackend):
 
         return monitor.retry(int(task_id)) if _grid_configured() else None
 
+    # the contract's names of the two hooks above (the backends' branch writes the real ones)
+    def kill_remote(self, task_id: int | str) -> bool:
+        return _said(self.kill_task(task_id))
+
+    def retry_remote(self, task_id: int | str) -> bool:
+        return _said(self.retry_task(task_id))
+
     def refresh(self, store: Store) -> None:
         """Task state from PanDA, points and losses from iDDS, job metadata from PanDA."""
         from ..grid import auth, idds, panda
@@ -205,6 +214,12 @@ def _task_id(store: Store) -> int:
     return int(remote)
 
 
+def _said(line: str | None) -> bool:
+    if line is not None:
+        print(line)
+    return line is not None
+
+
 def _voms_nickname() -> str:
     """The nickname from the VOMS proxy (as phpo finds it), else a clear error."""
     from pandaclient import PsubUtils
@@ -213,6 +228,9 @@ def _voms_nickname() -> str:
     if not nick:
         raise GridError("cannot find your grid nickname; set PANDA_NICKNAME")
     return nick
+
+
+voms_nickname = _voms_nickname  # public: the grid `run` command needs it too
 
 
 def _rename_sandbox(task_params: dict[str, Any], old: str, new: str) -> None:

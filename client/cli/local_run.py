@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .. import api
 from .campaigns import override_options
 
 __all__ = ["local_run", "command", "commands"]
@@ -39,18 +40,10 @@ def local_run(project: str, ray_address: str | None, verbose: bool | None, cpus_
     `hpogrid report PROJECT` reads the results again later. Exits 1 when every trial failed or
     max_failures stopped the run.
     """
-    from ..errors import CampaignError
-    from ..local_run import local_run as run
-
     overrides = {"algorithm": algorithm, "num_trials": num_trials, "max_concurrent": max_concurrent, "stop": stop,
                  "max_failures": max_failures, "seed": seed}
-    result = run(project, ray_address=ray_address or None, verbose=verbose, cpus_per_trial=cpus_per_trial,
-                 gpus_per_trial=gpus_per_trial, num_cpus=num_cpus, echo=click.echo, overrides=overrides)
-    if result.status == "failed":
-        raise CampaignError(f"campaign {result.campaign_id} failed: {result.message}")
-    failed = result.counts.get("failed", 0)
-    if failed and not result.counts.get("finished", 0):
-        raise CampaignError(f"campaign {result.campaign_id}: all {failed} trials failed (see the reasons above)")
+    api.local_run(project, ray_address=ray_address, verbose=verbose, cpus_per_trial=cpus_per_trial,
+                  gpus_per_trial=gpus_per_trial, num_cpus=num_cpus, overrides=overrides, echo=click.echo)
 
 
 command = local_run

@@ -20,7 +20,8 @@ from ._campaign import (campaign_fields, check_resumable, create_campaign, drive
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, ProcessRunner
 from ._lock import driver_pid, driving
 from ._loop import DEFAULT_TIMEOUT, DEFAULTS, NOT_RETRIED, Engine, EngineSettings, Outcome, Progress, judge
-from ._progress import failure_lines
+from ._commands import evaluation_exec, steering_exec
+from ._progress import failure_lines, make_display, summary_lines
 from ._steering import IN_FILE, OUT_FILE, BaseSteering, CommandSteering, RoundEnd, WarmSteering
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "BaseSteering", "WarmSteering", "CommandSteering", "RoundEnd", "IN_FILE", "OUT_FILE",
     "create_campaign", "campaign_fields", "run_plan", "check_resumable", "driver_alive", "kill_campaign", "project_dir_of",
     "spawn_detached", "failure_lines",
+    "make_display", "summary_lines", "steering_exec", "evaluation_exec",
 ]
 
 
