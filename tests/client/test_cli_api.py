@@ -189,3 +189,13 @@ def test_outcome_and_its_error_line(tmp_path) -> None:
     store.update_campaign(status="failed", message="steering crashed")
     assert api.outcome(store, detached=True).error() == "campaign 1 failed: steering crashed"
     assert api.outcome(store, detached=True).summary == []
+
+
+def test_submit_detached_then_kill_as_the_readme_shows(tmp_path) -> None:
+    _campaign(tmp_path)  # creates the project `lib` (campaign 1)
+    done = api.submit("lib", SubmitOptions(detach=True, n_points_per_iteration=1), overrides={"num_trials": 100000})
+    assert isinstance(done, api.Outcome) and done.detached and done.campaign_id == "2" and done.summary == []
+    assert done.pid is not None and done.log == campaigns.open_campaign("2").path.parent / "driver.log"
+    rows = api.show_tasks(api.TaskFilter(days=None, jeditaskid="2")).rows
+    assert [(r.jeditaskid, r.total, r.overrides) for r in rows] == [(2, 100000, {"num_trials": 100000})]
+    assert api.kill("2") == api.Said("campaign 2 killed")
