@@ -316,7 +316,7 @@ def _details_of(row: TaskRow) -> PointsOf | JobsOf | None:
     if row.path:
         if row.status == "damaged":
             return PointsOf(row, None)
-        with campaigns.open_entry({"path": row.path}, readonly=True) as store:
+        with campaigns.open_folder(row.path, readonly=True) as store:
             return PointsOf(row, store.points())
     backend = _known_backend(row.backend)
     if backend is None:
@@ -355,7 +355,7 @@ def task_rows(filters: TaskFilter = TaskFilter()) -> list[TaskRow]:
 
 
 def _campaign_row(entry: Mapping[str, Any]) -> TaskRow:
-    with campaigns.open_entry(dict(entry), readonly=True) as store:
+    with campaigns.open_folder(entry["path"], readonly=True) as store:
         c = store.campaign()
         counts = store.counts()
         best = store.best()
