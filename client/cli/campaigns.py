@@ -26,6 +26,11 @@ def _options(**kw: Any) -> SubmitOptions:
     return SubmitOptions(**{k: v for k, v in kw.items() if v is not None})
 
 
+def _display(detach: bool, progress: str) -> Any:
+    """The progress display of an attached run (``--progress``); none when detached."""
+    return None if detach or progress == "none" else make_display(None if progress == "auto" else progress)
+
+
 def _seconds(_ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     """A time limit option: finite and > 0 (``inf``, ``nan``, 0 and negatives refused in one line)."""
     from ..preflight import PreflightError, check_seconds
@@ -122,12 +127,11 @@ def submit_idds(project: str, backend: str | None, n_points_per_iteration: int |
     --algorithm, --num_trials, --max_concurrent, --seed, --stop and --max_failures change the
     hpo_config for this run only (recorded with the campaign).
     """
-    display = None if detach or progress == "none" else make_display(None if progress == "auto" else progress)
     options = _options(n_points_per_iteration=n_points_per_iteration, min_unevaluated_points=min_unevaluated_points,
                        max_attempts=max_attempts, timeout=timeout, steering_command=steering_command,
                        ray_address=ray_address, seed=seed, detach=detach, dry_run=dry_run,
                        site=[x.strip() for x in site.split(",") if x.strip()] if site else None)
-    options.extra["progress"] = display
+    options.extra["progress"] = _display(detach, progress)
     grid_extra = {"gpu": gpu or None, "architecture": architecture, "checkpoint_save": checkpoint_save,
                   "checkpoint_load": checkpoint_load, "checkpoint_interval": checkpoint_interval,
                   "max_evaluation_jobs": max_evaluation_jobs, "steering_container": steering_container,
@@ -313,8 +317,7 @@ def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: flo
     ended campaign (finished, failed, killed) its failed points are run again as new attempts of
     the same points, then the campaign ends again."""
     options = _options(max_attempts=max_attempts, timeout=timeout, detach=detach)
-    options.extra["progress"] = None if detach or progress == "none" else make_display(
-        None if progress == "auto" else progress)
+    options.extra["progress"] = _display(detach, progress)
     done = api.retry(campaign_id, options, note=lambda line: click.echo(line, err=True))
     if isinstance(done, api.Said):
         click.echo(done.line)
