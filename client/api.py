@@ -225,21 +225,22 @@ def progress_of(store: Store) -> Progress:
     return progress
 
 
-def retry(campaign_id: str, options: SubmitOptions, note: Note = _quiet) -> Outcome | Said | None:
+def retry(campaign_id: str, options: SubmitOptions, note: Note = _quiet) -> Outcome | Said:
     """``tasks retry``: continue a campaign to its budget; on an ended one, run its failed points again.
 
     ``campaign_id`` may also be a grid task id that is no local campaign: the grid backend that
-    knows it retries it and says so (None).
+    knows it retries it (its answer is said).
     """
-    if _remote_task("retry", campaign_id):
-        return None
+    said = _remote_task("retry", campaign_id)
+    if said is not None:
+        return Said(said)
     store = campaigns.open_campaign(campaign_id)
     c = store.campaign()
     if c["backend"] == "local_run":
         raise CampaignError(f"campaign {campaign_id} is a local_run (Ray Tune ran it); run `hpogrid local_run "
                             f"{c['project']}` again")
     backend = get_backend(c["backend"])
-    if not backend.runs_here:  # the remote side retries its own task
+    if not backend.driven_here:  # the grid retries its own task
         backend.retry(store, options)
         return Said(f"campaign {campaign_id} retried on {backend.name}")
     if c["status"] in ENDED:
@@ -254,41 +255,46 @@ def retry(campaign_id: str, options: SubmitOptions, note: Note = _quiet) -> Outc
     return outcome(store, options.detach)
 
 
-def kill(campaign_id: str) -> Said | None:
+def kill(campaign_id: str) -> Said:
     """``tasks kill``: stop a campaign (running jobs are ended and recorded), or a grid task by its id
-    (the grid backend that knows it says so: None)."""
-    if _remote_task("kill", campaign_id):
-        return None
+    (the grid's answer is said)."""
+    said = _remote_task("kill", campaign_id)
+    if said is not None:
+        return Said(said)
     with campaigns.open_campaign(campaign_id) as store:
         get_backend(store.campaign()["backend"]).kill(store)
         c = store.campaign()
         return Said(f"campaign {c['id']} {c['status']}")
 
 
-def _remote_task(command: str, task_id: str) -> bool:
-    """``tasks kill|retry ID`` where ID is no local campaign but a grid task: the backend that knows
-    it acts on it (and says so); False when ID is a local campaign or no backend knows it."""
+def _remote_task(command: str, task_id: str) -> str | None:
+    """``tasks kill|retry ID`` where ID is no local campaign but a grid task: the answer of the
+    backend that knows it; None when ID is a local campaign or no backend knows it."""
     if not str(task_id).isdigit():
-        return False
+        return None
     try:
         campaigns.registered(task_id)
-        return False
+        return None
     except NotFoundError:
         pass
-    for backend in _backends():
+    for backend in _remote_backends():
         act = backend.kill_remote if command == "kill" else backend.retry_remote
-        if act(task_id):
-            return True
-    return False
+        said = act(task_id)  # None: not this backend's task, or it is not set up here
+        if said is not None:
+            return said
+    return None
 
 
-def _backends() -> Iterator[BaseBackend]:
-    """Every backend that can be loaded in this installation."""
+def _remote_backends() -> Iterator[BaseBackend]:
+    """The backends of this installation whose campaigns run elsewhere (``runs_here`` False: a grid
+    side with tasks of its own)."""
     for name in available():
         try:
-            yield get_backend(name)
+            backend = get_backend(name)
         except HpogridError:
             continue
+        if not backend.runs_here:
+            yield backend
 
 
 def _known_backend(name: str) -> BaseBackend | None:
@@ -319,12 +325,9 @@ def _details_of(row: TaskRow) -> PointsOf | JobsOf | None:
         with campaigns.open_folder(row.path, readonly=True) as store:
             return PointsOf(row, store.points())
     backend = _known_backend(row.backend)
-    if backend is None:
+    if backend is None or backend.runs_here:
         return None
-    try:
-        return JobsOf(row, backend.task_metadata(row.jeditaskid))
-    except UsageError:  # a backend without per-job metadata
-        return None
+    return JobsOf(row, backend.task_metadata(row.jeditaskid))
 
 
 def task_rows(filters: TaskFilter = TaskFilter()) -> list[TaskRow]:
@@ -382,7 +385,7 @@ def _driver_gone(c: Mapping[str, Any]) -> bool:
     if c["status"] not in UNFINISHED:
         return False
     backend = _known_backend(c["backend"])
-    return backend is not None and backend.runs_here and not driver_alive(c.get("pid"))
+    return backend is not None and backend.driven_here and not driver_alive(c.get("pid"))
 
 
 def _damaged_row(entry: Mapping[str, Any], exc: StorageError) -> TaskRow:
@@ -397,7 +400,7 @@ def remote_rows(local: list[TaskRow], filters: TaskFilter) -> tuple[list[TaskRow
     campaigns (same ``remote_id``). Returns rows and warnings."""
     known = {str(r.remote_id) for r in local if r.remote_id}
     rows, warnings = [], []
-    for backend in _backends():
+    for backend in _remote_backends():
         try:
             listed = backend.list_tasks(limit=filters.limit, days=filters.days, taskname=filters.taskname,
                                         jeditaskid=filters.jeditaskid, status=filters.status)
@@ -418,17 +421,16 @@ def _remote_row(backend: str, task: Any) -> TaskRow:
 
 
 def refresh_unfinished() -> list[str]:
-    """Bring unfinished campaigns up to date (as ``report`` does) that no live driver here keeps up
-    to date (a grid task; a campaign whose driver is gone); returns warnings."""
+    """Bring unfinished campaigns whose store mirrors a remote side (``runs_here`` False) up to date,
+    as ``report`` does; returns warnings."""
     warnings = []
     for entry in campaigns.for_project(None):
         backend = _known_backend(entry["backend"])
-        if backend is None:
+        if backend is None or backend.runs_here:
             continue
         try:
             with campaigns.open_entry(entry, readonly=True) as store:
-                c = store.campaign()
-                if c["status"] not in UNFINISHED or (backend.runs_here and driver_alive(c.get("pid"))):
+                if store.campaign()["status"] not in UNFINISHED:
                     continue
             with campaigns.open_entry(entry) as store:
                 backend.refresh(store)

@@ -37,7 +37,8 @@ class BaseBackend(ABC):
     """One way of running campaigns. Instances are cheap; state lives in the store."""
 
     name: str = ""
-    runs_here: ClassVar[bool] = True  # its campaigns' driver runs on this machine (a pid we can check)
+    runs_here: ClassVar[bool] = True  # the store is written here as it goes (False: it mirrors a remote side)
+    driven_here: ClassVar[bool] = True  # a process here drives the campaign (its pid in the store)
 
     @abstractmethod
     def submit(self, project_name: str, options: SubmitOptions) -> Store:
@@ -74,10 +75,10 @@ class BaseBackend(ABC):
 
         raise UsageError(f"the {self.name} backend has no per-job metadata (task {task_id})")
 
-    def kill_remote(self, task_id: int | str) -> bool:
-        """Kill a grid task that is no local campaign; False: not this backend's (or no grid set up)."""
-        return False
+    def kill_remote(self, task_id: int | str) -> str | None:
+        """Kill a grid task that is no local campaign: the grid's answer, or None (not this backend's)."""
+        return None
 
-    def retry_remote(self, task_id: int | str) -> bool:
-        """Retry a grid task that is no local campaign; False: not this backend's (or no grid set up)."""
-        return False
+    def retry_remote(self, task_id: int | str) -> str | None:
+        """Retry a grid task that is no local campaign: the grid's answer, or None (not this backend's)."""
+        return None

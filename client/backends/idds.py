@@ -252,6 +252,8 @@ class IddsBackend(EmbeddedBackend):
     """Campaigns whose rounds run in a real iDDS; evaluation here (fork server) or on Ray."""
 
     name = "idds"
+    runs_here = False  # the store mirrors iDDS: refresh reads its points and losses
+    driven_here = True  # ... and a driver here evaluates them
 
     def __init__(self) -> None:
         self._steering: IddsSteering | None = None

@@ -47,7 +47,8 @@ class PandaBackend(BaseBackend):
     """Campaigns on PanDA + iDDS, through panda-client and idds-client."""
 
     name = "panda"
-    runs_here = False  # rounds and jobs run on the grid
+    runs_here = False
+    driven_here = False
 
     def __init__(self, echo: Callable[[str], None] = _echo):
         self.echo = echo
@@ -178,11 +179,11 @@ class PandaBackend(BaseBackend):
         return monitor.retry(int(task_id)) if _grid_configured() else None
 
     # the contract's names of the two hooks above (the backends' branch writes the real ones)
-    def kill_remote(self, task_id: int | str) -> bool:
-        return _said(self.kill_task(task_id))
+    def kill_remote(self, task_id: int | str) -> str | None:
+        return self.kill_task(task_id)
 
-    def retry_remote(self, task_id: int | str) -> bool:
-        return _said(self.retry_task(task_id))
+    def retry_remote(self, task_id: int | str) -> str | None:
+        return self.retry_task(task_id)
 
     def refresh(self, store: Store) -> None:
         """Task state from PanDA, points and losses from iDDS, job metadata from PanDA."""
@@ -212,12 +213,6 @@ def _task_id(store: Store) -> int:
     if not remote:
         raise CampaignError(f"campaign {store.campaign()['id']} has no PanDA task id")
     return int(remote)
-
-
-def _said(line: str | None) -> bool:
-    if line is not None:
-        print(line)
-    return line is not None
 
 
 def _voms_nickname() -> str:

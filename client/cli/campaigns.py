@@ -298,9 +298,7 @@ def _save(rows: list[api.TaskRow], columns: list[str], path: Path) -> None:
 @click.argument("campaign_id")
 def kill(campaign_id: str) -> None:
     """Stop campaign CAMPAIGN_ID: running jobs are ended and recorded; continue it with `tasks retry`."""
-    said = api.kill(campaign_id)
-    if said is not None:  # None: a grid task that is no local campaign (its backend said what it did)
-        click.echo(said.line)
+    click.echo(api.kill(campaign_id).line)
 
 
 @tasks.command("retry")
@@ -321,7 +319,7 @@ def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: flo
     done = api.retry(campaign_id, options, note=lambda line: click.echo(line, err=True))
     if isinstance(done, api.Said):
         click.echo(done.line)
-    elif done is not None:  # None: a grid task that is no local campaign (its backend said what it did)
+    else:
         _report_end(done)
 
 

@@ -34,6 +34,7 @@ class GridLike(BaseBackend):
 
     name = "gridlike"
     runs_here = False
+    driven_here = False
     acted: list[tuple[str, str]] = []
 
     def submit(self, project_name, options):  # pragma: no cover - not used here
@@ -54,11 +55,11 @@ class GridLike(BaseBackend):
 
     def kill_remote(self, task_id):
         GridLike.acted.append(("kill", str(task_id)))
-        return str(task_id) == "4242"
+        return f"task {task_id}: kill requested" if str(task_id) == "4242" else None
 
     def retry_remote(self, task_id):
         GridLike.acted.append(("retry", str(task_id)))
-        return str(task_id) == "4242"
+        return f"task {task_id}: retry requested" if str(task_id) == "4242" else None
 
 
 class Broken(GridLike):
@@ -158,8 +159,11 @@ def test_remote_tasks_records_and_mappings_minus_local_ones(tmp_path, grid_backe
 
 def test_kill_and_retry_of_a_grid_task_id_go_to_the_backend_that_knows_it(tmp_path, grid_backends) -> None:
     _campaign(tmp_path)
-    assert api.kill("4242") is None and api.retry("4242", SubmitOptions()) is None
+    assert api.kill("4242") == api.Said("task 4242: kill requested")
+    assert api.retry("4242", SubmitOptions()) == api.Said("task 4242: retry requested")
     assert GridLike.acted == [("kill", "4242"), ("retry", "4242")]
+    killed = CliRunner().invoke(cli, ["tasks", "kill", "4242"])
+    assert (killed.exit_code, killed.stdout) == (0, "task 4242: kill requested\n")
     with pytest.raises(NotFoundError, match="no campaign with id 99"):
         api.kill("99")
     assert GridLike.acted[-1] == ("kill", "99")

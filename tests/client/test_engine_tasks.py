@@ -17,6 +17,7 @@ class ListingBackend(BaseBackend):
     """A backend with remote tasks: one known locally (same remote id), one only remote."""
 
     name = "listing"
+    runs_here = False
     calls: list[dict] = []
 
     def submit(self, project_name, options):  # pragma: no cover - not used here
