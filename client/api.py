@@ -245,14 +245,11 @@ def retry(campaign_id: str, options: SubmitOptions, note: Note = _quiet) -> Outc
         return Said(f"campaign {campaign_id} retried on {backend.name}")
     if c["status"] in ENDED:
         check_resumable(store)
-        failed = store.counts()["failed"]
-        if c["status"] == "finished" and not failed:
+        reopened = store.reopen_failed("waiting for a new attempt (`hpogrid tasks retry`)")
+        if c["status"] == "finished" and not reopened:
             return Said(f"campaign {campaign_id} finished with no failed point; nothing to retry")
-        note(f"campaign {campaign_id}: retrying {failed} failed point(s)")
-        store = backend.retry(store, options)
-    else:
-        store = backend.resume(store, options)
-    return outcome(store, options.detach)
+        note(f"campaign {campaign_id}: retrying {len(reopened)} failed point(s)")
+    return outcome(backend.resume(store, options), options.detach)
 
 
 def kill(campaign_id: str) -> Said:
