@@ -27,7 +27,7 @@ from .store import StorageError, Store
 __all__ = [
     "TASK_COLUMNS", "UNFINISHED", "ENDED", "Outcome", "Said", "TaskFilter", "TaskRow", "TaskListing", "PointsOf",
     "JobsOf", "Note", "submit", "retry", "kill", "show_tasks", "task_rows", "remote_rows", "refresh_unfinished",
-    "steering_exec", "evaluation_exec", "GridRun", "run_on_grid", "grid_sites", "outcome", "progress_of",
+    "steering_exec", "evaluation_exec", "ReportOutputs", "ReportData", "load_report", "save_report", "export_report", "GridRun", "run_on_grid", "grid_sites", "outcome", "progress_of",
 ]
 
 #: the columns of a ``tasks show`` row (``--outcol``), in the order of its JSON
@@ -541,3 +541,71 @@ def local_run(project: str, *, ray_address: str | None = None, verbose: bool | N
     if failed and not result.counts.get("finished", 0):
         raise CampaignError(f"campaign {result.campaign_id}: all {failed} trials failed (see the reasons above)")
     return result
+
+
+# ---- hpogrid report ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReportOutputs:
+    """The files ``report`` writes beside its table."""
+
+    outname: str = "hpo_result"  # base name; a .json/.csv/.html suffix is dropped
+    to_json: bool = False
+    to_csv: bool = False
+    to_html: bool = False
+    to_pcp: bool = False
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """A project's results as ``report`` shows them: the points, and the importances when computed."""
+
+    results: Any
+    importance: Any
+    importance_note: str | None
+
+
+def load_report(project: str, *, campaign: str | None = None, limit: int | None = None, days: float | None = None,
+                taskname: str | None = None, id_range: str | None = None, refresh: bool = True) -> ReportData:
+    """The results of PROJECT (the latest campaign, or those the filters match) with their importances."""
+    from . import report
+
+    results = report.load(project, campaign=campaign, limit=limit, days=days, taskname=taskname, id_range=id_range,
+                          refresh=refresh)
+    imp, note = report.importance(results, min_points=report.MIN_POINTS_FOR_IMPORTANCE)
+    if imp is None and results.rated.empty:
+        note = None  # nothing finished: the summary says so already
+    return ReportData(results, imp, note)
+
+
+def save_report(data: ReportData, outputs: ReportOutputs) -> list[str]:
+    """Write the files asked for (nothing when a plot is asked for and no point finished); returns
+    their paths. The MLflow export is :func:`export_report`."""
+    from . import report
+
+    results = data.results
+    base = Path(outputs.outname)
+    if base.suffix.lower() in (".json", ".csv", ".html"):
+        base = base.with_suffix("")
+    if (outputs.to_html or outputs.to_pcp) and results.rated.empty:
+        c = results.counts()
+        raise report.NoResultsError(
+            f"no finished point to plot in {results.label()} ({c['failed']} failed, {c['running']} running, "
+            f"{c['proposed']} waiting); no file written")
+    written: list[str] = []
+    if outputs.to_json:
+        written.append(str(report.write_json(results, base.parent / f"{base.name}.json")))
+    if outputs.to_csv:
+        written.append(str(report.write_csv(results, base.parent / f"{base.name}.csv")))
+    if outputs.to_html:
+        written.append(str(report.write_html(results, base.parent / f"{base.name}.html",
+                                             importance=data.importance, importance_note=data.importance_note)))
+    if outputs.to_pcp:
+        written.append(str(report.write_pcp(results, base.parent / f"{base.name}_parallel_coordinate_plot.html")))
+    return written
+
+
+def export_report(data: ReportData, mlflow_uri: str | None = None) -> dict[str, Any]:
+    """The points to MLflow (experiment = project, one run per point); returns what was created."""
+    from . import report
+
+    return dict(report.export_mlflow(data.results, mlflow_uri))
