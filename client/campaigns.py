@@ -39,6 +39,11 @@ def open_entry(entry: dict[str, Any], *, readonly: bool = False) -> Store:
     return Store(store_path(Path(entry["path"])), readonly=readonly)
 
 
+def open_folder(folder: str | Path, *, readonly: bool = False) -> Store:
+    """The store of the campaign in ``folder`` (a ``tasks show`` row's ``path``)."""
+    return Store(store_path(Path(folder)), readonly=readonly)
+
+
 def for_project(project_name: str | None = None) -> list[dict[str, Any]]:
     """Registry entries (id, project, backend, path, created, remote_id) whose store still exists."""
     return [e for e in list_registered(project_name) if store_path(Path(e["path"])).exists()]

@@ -3,39 +3,32 @@
 from __future__ import annotations
 
 import csv
-import datetime as _dt
-import fnmatch
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .. import campaigns, projects
-from ..campaigns import parse_range
-from ..backends import available, driven_here, get_backend, runs_here
-from ..backends.base import GridOptions, SubmitOptions
-from ..errors import CampaignError, HpogridError, NotFoundError, UsageError
-from ..engine import DEFAULT_TIMEOUT, check_resumable, driver_alive
-from ..store import Store, StorageError
+from .. import api
+from ..api import TASK_COLUMNS
+from ..backends import available
+from ..backends.base import GridOptions, Plan, SubmitOptions
+from ..engine import make_display
+from ..errors import CampaignError, UsageError
 
-__all__ = ["commands", "task_rows", "TASK_COLUMNS", "override_options"]
+__all__ = ["commands", "TASK_COLUMNS", "override_options"]
 
-TASK_COLUMNS = ("jeditaskid", "taskname", "backend", "status", "progress", "done", "failed", "total",
-                "best_metric", "metric", "start", "end", "remote_id", "message", "seed", "overrides", "timeout")
 DEFAULT_OUTCOL = ("jeditaskid", "taskname", "backend", "status", "progress", "best_metric", "start", "end")
-
-
-def _stamp(t: float | None) -> str:
-    if not t:
-        return "-"
-    return _dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _options(**kw: Any) -> SubmitOptions:
     return SubmitOptions(**{k: v for k, v in kw.items() if v is not None})
+
+
+def _display(detach: bool, progress: str) -> Any:
+    """The progress display of an attached run (``--progress``); none when detached."""
+    return None if detach or progress == "none" else make_display(None if progress == "auto" else progress)
 
 
 def _seconds(_ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -68,10 +61,6 @@ def override_options(fn: Any) -> Any:
     ]):
         fn = click.option(*decl, **kw)(fn)
     return fn
-
-
-def _overrides(**kw: Any) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if v is not None}
 
 
 # ---- submit_idds -------------------------------------------------------------------------------
@@ -138,184 +127,42 @@ def submit_idds(project: str, backend: str | None, n_points_per_iteration: int |
     --algorithm, --num_trials, --max_concurrent, --seed, --stop and --max_failures change the
     hpo_config for this run only (recorded with the campaign).
     """
-    data = projects.load(project)
-    overrides = _overrides(algorithm=algorithm, num_trials=num_trials, max_concurrent=max_concurrent, stop=stop,
-                           max_failures=max_failures)
-    if steering_command is not None and not steering_command.strip():
-        raise UsageError("--steering-command must not be empty")
-    display = None
-    if not detach and progress != "none":
-        from ..engine import make_display
-
-        display = make_display(None if progress == "auto" else progress)
     options = _options(n_points_per_iteration=n_points_per_iteration, min_unevaluated_points=min_unevaluated_points,
                        max_attempts=max_attempts, timeout=timeout, steering_command=steering_command,
                        ray_address=ray_address, seed=seed, detach=detach,
                        site=[x.strip() for x in site.split(",") if x.strip()] if site else None)
-    options.progress = display
+    options.progress = _display(detach or dry_run, progress)
     options.grid = GridOptions(gpu=gpu, architecture=architecture, checkpoint_save=checkpoint_save,
                                checkpoint_load=checkpoint_load, checkpoint_interval=checkpoint_interval,
                                max_evaluation_jobs=max_evaluation_jobs, steering_container=steering_container,
                                idds_host=idds_host)
-    if resume is not None:
-        if overrides:
-            raise UsageError(f"--resume continues a campaign as it was started; {', '.join(sorted(overrides))} "
-                             f"apply to new campaigns only")
-        store = _campaign_to_resume(project, resume)
-        name = store.campaign()["backend"]
-        if backend is not None and backend != name:
-            raise UsageError(f"campaign {store.campaign()['id']} ran on backend {name!r}, not {backend!r}")
-        impl = get_backend(name)
-        store = impl.resume(store, options)
-    else:
-        name = backend or data["grid_config"].get("backend", "embedded")
-        impl = get_backend(name)
-        options.run_plan = _preflight(project, name, overrides, options)
-        if dry_run:  # what would run, nothing started
-            click.echo(impl.plan(project, options).as_json())
-            return
-        store = impl.submit(project, options)
-    _report_end(store, detach)
-
-
-def _preflight(project: str, backend: str, overrides: dict[str, Any], options: SubmitOptions) -> Any:
-    """The pre-flight of a new campaign (every backend, --dry-run included): nothing is written on failure."""
-    from ..preflight import PreflightError, plan_run
-
-    plan = plan_run(project, overrides, backend=backend, timeout=options.timeout, seed=options.seed)
-    if backend not in ("embedded", "ray") and overrides:
-        raise PreflightError(f"per-run {', '.join('--' + k for k in sorted(overrides))} apply to the embedded and ray "
-                             f"backends; for {backend}, change the project's hpo_config (`hpogrid project update`)")
-    options.seed = plan.seed  # a drawn seed reaches every backend's steering
-    return plan
-
-
-def _campaign_to_resume(project: str, resume: str) -> Store:
-    if resume == "latest":
-        store = campaigns.latest(project)
-        if store is None:
-            raise NotFoundError(f"project {project!r} has no campaign to resume")
-        return store
-    store = campaigns.open_campaign(resume)
-    owner = store.campaign()["project"]
-    if owner != project:
-        raise UsageError(f"campaign {resume} belongs to project {owner!r}, not {project!r}")
-    return store
-
-
-def _report_end(store: Store, detach: bool) -> None:
-    c = store.campaign()
-    if detach:
-        click.echo(f"campaign {c['id']} of {c['project']} runs in the background (pid {c.get('pid')}); "
-                   f"log: {store.path.parent / 'driver.log'}; watch with `hpogrid tasks show`", err=True)
-        click.echo(c["id"])
+    overrides = dict(algorithm=algorithm, num_trials=num_trials, max_concurrent=max_concurrent, stop=stop,
+                     max_failures=max_failures)
+    done = api.submit(project, options, backend=backend, resume=resume, overrides=overrides, dry_run=dry_run)
+    if isinstance(done, Plan):  # a dry run: what would run, nothing started
+        click.echo(done.as_json())
         return
-    progress = None
-    from ..engine import Progress, summary_lines
+    _report_end(done)
 
-    counts = store.counts()
-    best = store.best()
-    progress = Progress(c["id"], c["max_points"] or 0, finished=counts["finished"], failed=counts["failed"],
-                        metric_name=c.get("metric") or "loss", started=c.get("started") or time.time(),
-                        status=c["status"], message=c.get("message"), seed=(c.get("settings") or {}).get("seed"))
-    for p in store.points(["failed"]):
-        progress.count_failure(p["message"])
-    if best is not None:
-        metric = best["metric"] if best["metric"] is not None else best["loss"]
-        progress.best = {"id": best["id"], "loss": best["loss"], "metric": metric, "params": best["params"]}
-    for line in summary_lines(progress):
+
+def _report_end(done: api.Outcome) -> None:
+    if done.detached:
+        click.echo(f"campaign {done.campaign_id} of {done.project} runs in the background (pid {done.pid}); "
+                   f"log: {done.log}; watch with `hpogrid tasks show`", err=True)
+        click.echo(done.campaign_id)
+        return
+    for line in done.summary:
         click.echo(line)
-    if c["status"] == "failed":
-        raise CampaignError(f"campaign {c['id']} failed: {c.get('message')}")
-    if c["status"] == "finished" and counts["failed"] and not counts["finished"]:
-        raise CampaignError(f"campaign {c['id']}: all {counts['failed']} points failed "
-                            f"(see the reasons above, or `hpogrid tasks show -i {c['id']} -m`)")
-    if c["status"] in ("interrupted", "killed"):
-        click.echo(f"campaign {c['id']} {c['status']}; continue it with `hpogrid tasks retry {c['id']}`", err=True)
-        raise click.exceptions.Exit(130 if c["status"] == "interrupted" else 1)
+    error = done.error()
+    if error is not None:
+        raise CampaignError(error)
+    if done.status in ("interrupted", "killed"):
+        click.echo(f"campaign {done.campaign_id} {done.status}; continue it with `hpogrid tasks retry "
+                   f"{done.campaign_id}`", err=True)
+        raise click.exceptions.Exit(130 if done.status == "interrupted" else 1)
 
 
 # ---- tasks -------------------------------------------------------------------------------------
-def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None = None,
-              jeditaskid: str | None = None, id_range: str | None = None,
-              status: list[str] | None = None) -> list[dict[str, Any]]:
-    """Local campaigns (every backend's, from the registry) as rows, newest first, filtered."""
-    low, high = parse_range(id_range)
-    since = time.time() - days * 86400 if days is not None else None
-    rows = []
-    for entry in reversed(campaigns.for_project(None)):
-        cid = int(entry["id"])
-        if jeditaskid is not None and str(cid) != str(jeditaskid) and str(entry.get("remote_id")) != str(jeditaskid):
-            continue
-        if (low is not None and cid < low) or (high is not None and cid > high):
-            continue
-        if taskname and not fnmatch.fnmatchcase(entry["project"], taskname):
-            continue
-        if since is not None and entry["created"] < since:
-            continue
-        try:
-            with campaigns.open_entry(entry, readonly=True) as store:
-                c = store.campaign()
-                counts = store.counts()
-                best = store.best()
-        except StorageError as exc:  # one bad store never hides the others
-            if not status or "damaged" in status:
-                rows.append(_damaged_row(entry, exc))
-            if len(rows) >= limit:
-                break
-            continue
-        state, message = c["status"], c.get("message")
-        if state in ("running", "created") and driven_here(c["backend"]) and not driver_alive(c.get("pid")):
-            state, message = "interrupted", f"the driver (pid {c.get('pid')}) is gone; continue with `hpogrid tasks retry {cid}`"
-        total = c.get("max_points") or 0
-        done = counts["finished"] + counts["failed"] + counts.get("stopped", 0)  # stopped: cut short by a scheduler
-        metric = None if best is None else (best["metric"] if best["metric"] is not None else best["loss"])
-        if status and state not in status:
-            continue
-        rows.append({
-            "jeditaskid": cid, "taskname": c["project"], "backend": c["backend"], "status": state,
-            "progress": round(100.0 * done / total, 1) if total else 0.0, "done": done, "failed": counts["failed"],
-            "total": total, "best_metric": metric, "metric": c.get("metric"), "start": _stamp(c.get("started")),
-            "end": _stamp(c.get("ended")), "remote_id": c.get("remote_id"), "message": message,
-            "seed": (c.get("settings") or {}).get("seed"), "overrides": (c.get("settings") or {}).get("overrides") or None,
-            "timeout": (c.get("settings") or {}).get("timeout") or DEFAULT_TIMEOUT,  # per-job time limit, s
-            "path": entry["path"],
-        })
-        if len(rows) >= limit:
-            break
-    return rows
-
-
-def _damaged_row(entry: dict[str, Any], exc: StorageError) -> dict[str, Any]:
-    """A campaign whose store cannot be read: listed as ``damaged``, with the file and what to do."""
-    return {"jeditaskid": int(entry["id"]), "taskname": entry["project"], "backend": entry["backend"],
-            "status": "damaged", "progress": 0.0, "done": None, "failed": None, "total": None,
-            "best_metric": None, "metric": None, "start": _stamp(entry.get("created")), "end": "-",
-            "remote_id": entry.get("remote_id"), "message": f"damaged: {exc.path}: {exc.advice}",
-            "path": entry["path"]}
-
-
-def remote_rows(local: list[dict[str, Any]], **filters: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    """Tasks that backends list remotely (hook: a backend's ``list_tasks(**filters) -> rows``), minus
-    those already listed as local campaigns (same ``remote_id``). Returns rows and warnings."""
-    known = {str(r["remote_id"]) for r in local if r.get("remote_id")}
-    rows, warnings = [], []
-    for name in available():
-        if runs_here(name):
-            continue
-        try:
-            backend = get_backend(name)
-        except HpogridError:
-            continue
-        try:
-            for task in backend.list_tasks(**filters):
-                if str(task.jeditaskid) not in known:
-                    rows.append({"backend": name, **task.as_row()})
-        except HpogridError as exc:
-            warnings.append(f"{name}: {exc}")
-    return rows, warnings
-
-
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -350,88 +197,95 @@ def show(limit: int, days: float, taskname: str | None, jeditaskid: str | None, 
     unknown = [c for c in columns if c not in TASK_COLUMNS]
     if unknown:
         raise UsageError(f"unknown --outcol column(s) {unknown}; valid: {', '.join(TASK_COLUMNS)}")
-    if not local_only:  # --- grid hook (added by the grid backend, see _grid_refresh) ---
-        for w in _grid_refresh():
-            click.echo(f"hpogrid: warning: {w}", err=True)
-    rows = task_rows(limit, days, taskname, jeditaskid, id_range, statuses)
-    if not local_only:
-        extra, warnings = remote_rows(rows, limit=limit, days=days, taskname=taskname, jeditaskid=jeditaskid,
-                                      status=statuses)
-        for w in warnings:
-            click.echo(f"hpogrid: warning: {w}", err=True)
-        rows = (rows + extra)[:limit]
+    filters = api.TaskFilter(limit=limit, days=days, taskname=taskname, jeditaskid=jeditaskid, id_range=id_range,
+                             status=statuses)
+    listing = api.show_tasks(filters, local_only=local_only, metadata=metadata)
+    for w in listing.warnings:
+        click.echo(f"hpogrid: warning: {w}", err=True)
+    rows = listing.rows
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
     else:
         _print_table(rows)
-    if metadata:
-        for row in rows:
-            if row.get("path"):
-                _print_points(row)
-            else:  # --- grid hook: per-job metadata of a grid task that is not a local campaign ---
-                _print_grid_metadata(row)
+    for detail in listing.details:
+        if isinstance(detail, api.PointsOf):
+            _print_points(detail)
+        else:
+            _print_grid_metadata(detail)
     if output:
         _save(rows, columns, Path(output))
         click.echo(f"saved {len(rows)} task(s) to {output}", err=True)
-    damaged = [r for r in rows if r["status"] == "damaged"]
+    damaged = [r for r in rows if r.status == "damaged"]
     for r in damaged:
-        click.echo(f"hpogrid: error: campaign {r['jeditaskid']} {r['message']}", err=True)
+        click.echo(f"hpogrid: error: campaign {r.jeditaskid} {r.message}", err=True)
     if damaged:
         raise click.exceptions.Exit(1)
 
 
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    headers = ["id", "project", "backend", "status", "progress", "best", "seed", "start", "end"]
-    keys = ["jeditaskid", "taskname", "backend", "status", "progress", "best_metric", "seed", "start", "end"]
+_TABLE = (("id", "jeditaskid"), ("project", "taskname"), ("backend", "backend"), ("status", "status"),
+          ("progress", "progress"), ("best", "best_metric"), ("seed", "seed"), ("start", "start"), ("end", "end"))
+_COLOUR = {"finished": "green", "failed": "red", "running": "cyan", "killed": "magenta", "interrupted": "yellow"}
+
+
+def _cells(row: api.TaskRow) -> list[str]:
+    values = row.as_dict()
+    return [f"{row.progress or 0:.0f}%" if key == "progress" else _fmt(values[key]) for _, key in _TABLE]
+
+
+def _print_table(rows: list[api.TaskRow]) -> None:
+    headers = [h for h, _ in _TABLE]
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
 
-        colour = {"finished": "green", "failed": "red", "running": "cyan", "killed": "magenta", "interrupted": "yellow"}
         table = Table(show_header=True, header_style="bold")
         for h in headers:
             table.add_column(h)
         for r in rows:
-            cells = [_fmt(r.get(k)) for k in keys]
-            cells[4] = f"{r.get('progress', 0):.0f}%"
-            cells[3] = f"[{colour.get(r['status'], 'white')}]{r['status']}[/]"
+            cells = _cells(r)
+            cells[3] = f"[{_COLOUR.get(r.status, 'white')}]{r.status}[/]"
             table.add_row(*cells)
         Console().print(table)
         _print_notes(rows)
         return
-    data = [headers] + [[_fmt(r.get(k)) if k != "progress" else f"{r.get('progress', 0):.0f}%" for k in keys] for r in rows]
+    data = [headers] + [_cells(r) for r in rows]
     widths = [max(len(row[i]) for row in data) for i in range(len(headers))]
     for row in data:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     _print_notes(rows)
 
 
-def _print_notes(rows: list[dict[str, Any]]) -> None:
+def _print_notes(rows: list[api.TaskRow]) -> None:
     """Under the table: why a campaign did not finish, and what was changed for that run only."""
     for r in rows:
         notes = []
-        if r.get("status") in ("failed", "killed", "interrupted") and r.get("message"):
-            notes.append(str(r["message"]))
-        if r.get("overrides"):
-            notes.append("run with " + " ".join(f"--{k} {json.dumps(v)}" for k, v in r["overrides"].items()))
+        if r.status in ("failed", "killed", "interrupted") and r.message:
+            notes.append(str(r.message))
+        if r.overrides:
+            notes.append("run with " + " ".join(f"--{k} {json.dumps(v)}" for k, v in r.overrides.items()))
         if notes:
-            click.echo(f"  {r['jeditaskid']}: " + "; ".join(" ".join(n.split())[:300] for n in notes))
+            click.echo(f"  {r.jeditaskid}: " + "; ".join(" ".join(n.split())[:300] for n in notes))
 
 
-def _print_points(row: dict[str, Any]) -> None:
-    limit = f", job time limit {row['timeout']:g} s" if row.get("timeout") else ""
-    click.echo(f"\ncampaign {row['jeditaskid']} ({row['taskname']}, {row['status']}{limit}):")
-    if row["status"] == "damaged":
-        return
-    with campaigns.open_entry(row, readonly=True) as store:
-        for p in store.points():
-            metric = _fmt(p["metric"] if p["metric"] is not None else p["loss"])
-            click.echo(f"  point {p['id']:>5}  {p['state']:<9} attempts {p['attempts']}  {row.get('metric') or 'loss'}="
-                       f"{metric}  {json.dumps(p['params'])}" + (f"  [{p['message']}]" if p["message"] else ""))
+def _print_points(detail: api.PointsOf) -> None:
+    row = detail.row
+    limit = f", job time limit {row.timeout:g} s" if row.timeout else ""
+    click.echo(f"\ncampaign {row.jeditaskid} ({row.taskname}, {row.status}{limit}):")
+    for p in detail.points or []:
+        metric = _fmt(p["metric"] if p["metric"] is not None else p["loss"])
+        click.echo(f"  point {p['id']:>5}  {p['state']:<9} attempts {p['attempts']}  {row.metric or 'loss'}="
+                   f"{metric}  {json.dumps(p['params'])}" + (f"  [{p['message']}]" if p["message"] else ""))
 
 
-def _save(rows: list[dict[str, Any]], columns: list[str], path: Path) -> None:
-    data = [{c: r.get(c) for c in columns} for r in rows]
+def _print_grid_metadata(detail: api.JobsOf) -> None:
+    row = detail.row
+    click.echo(f"\ngrid task {row.jeditaskid} ({row.taskname}, {row.status}):")
+    for job in detail.jobs:
+        click.echo(f"  PandaID {job['PandaID']}: {json.dumps(job['metaData'])}")
+
+
+def _save(rows: list[api.TaskRow], columns: list[str], path: Path) -> None:
+    data = [{c: r.as_dict()[c] for c in columns} for r in rows]
     if path.suffix.lower() == ".csv":
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
@@ -445,12 +299,7 @@ def _save(rows: list[dict[str, Any]], columns: list[str], path: Path) -> None:
 @click.argument("campaign_id")
 def kill(campaign_id: str) -> None:
     """Stop campaign CAMPAIGN_ID: running jobs are ended and recorded; continue it with `tasks retry`."""
-    if _grid_task_command("kill", campaign_id):  # --- grid hook: a grid task id, not a local campaign ---
-        return
-    with campaigns.open_campaign(campaign_id) as store:
-        get_backend(store.campaign()["backend"]).kill(store)
-        c = store.campaign()
-        click.echo(f"campaign {c['id']} {c['status']}")
+    click.echo(api.kill(campaign_id).line)
 
 
 @tasks.command("retry")
@@ -466,85 +315,13 @@ def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: flo
     """Continue campaign CAMPAIGN_ID to its budget (re-running only what had not finished); on an
     ended campaign (finished, failed, killed) its failed points are run again as new attempts of
     the same points, then the campaign ends again."""
-    if _grid_task_command("retry", campaign_id):  # --- grid hook: a grid task id, not a local campaign ---
-        return
-    store = campaigns.open_campaign(campaign_id)
-    c = store.campaign()
-    backend = get_backend(c["backend"])
-    if not backend.driven_here:  # the grid retries its own task; local_run says to run it again
-        backend.retry(store, _options())
-        click.echo(f"campaign {campaign_id} retried on {backend.name}")
-        return
-    display = None
-    if not detach and progress != "none":
-        from ..engine import make_display
-
-        display = make_display(None if progress == "auto" else progress)
     options = _options(max_attempts=max_attempts, timeout=timeout, detach=detach)
-    options.progress = display
-    if c["status"] in ("finished", "failed", "killed"):
-        check_resumable(store)
-        reopened = store.reopen_failed("waiting for a new attempt (`hpogrid tasks retry`)")
-        if c["status"] == "finished" and not reopened:
-            click.echo(f"campaign {campaign_id} finished with no failed point; nothing to retry")
-            return
-        if reopened:  # a campaign that failed for its storage has pending points, no failed ones: say nothing
-            click.echo(f"campaign {campaign_id}: retrying {len(reopened)} failed point(s)", err=True)
-    store = backend.resume(store, options)
-    _report_end(store, detach)
-
-
-# ---- grid hook ---------------------------------------------------------------------------------
-# Added by the grid backend's owner (issue 6) as the minimal hook `tasks` needed for grid tasks;
-# the campaign commands' owner may fold it into their own design. A backend takes part by having
-# ``refresh(store)``, ``task_metadata(task_id)``, ``kill_remote(task_id)`` and ``retry_remote(task_id)``.
-
-
-def _grid_refresh() -> list[str]:
-    """Bring unfinished grid campaigns up to date (as ``report`` does); returns warnings."""
-    warnings = []
-    for entry in campaigns.for_project(None):
-        if runs_here(entry["backend"]):
-            continue
-        try:
-            with campaigns.open_entry(entry, readonly=True) as store:
-                if store.campaign()["status"] not in ("running", "created"):
-                    continue
-            with campaigns.open_entry(entry) as store:
-                get_backend(entry["backend"]).refresh(store)
-        except HpogridError as exc:  # a damaged or read-only store is listed as it is
-            warnings.append(f"campaign {entry['id']} not refreshed ({exc})")
-    return warnings
-
-
-def _print_grid_metadata(row: dict[str, Any]) -> None:
-    backend = get_backend(row["backend"]) if row.get("backend") in available() else None
-    if backend is None or backend.runs_here:
-        return
-    click.echo(f"\ngrid task {row['jeditaskid']} ({row['taskname']}, {row['status']}):")
-    for job in backend.task_metadata(row["jeditaskid"]):
-        click.echo(f"  PandaID {job['PandaID']}: {json.dumps(job['metaData'])}")
-
-
-def _grid_task_command(command: str, task_id: str) -> bool:
-    """``tasks kill|retry ID`` where ID is no local campaign but a grid task: ask the grid backends."""
-    if not str(task_id).isdigit():
-        return False
-    try:
-        campaigns.registered(task_id)
-        return False
-    except NotFoundError:
-        pass
-    for name in available():
-        if runs_here(name):
-            continue
-        backend = get_backend(name)
-        act = backend.kill_remote if command == "kill" else backend.retry_remote
-        said = act(task_id)  # None: not this backend's task, or it is not set up here
-        if said is not None:
-            click.echo(said)
-            return True
-    return False
+    options.progress = _display(detach, progress)
+    done = api.retry(campaign_id, options, note=lambda line: click.echo(line, err=True))
+    if isinstance(done, api.Said):
+        click.echo(done.line)
+    else:
+        _report_end(done)
 
 
 # ---- the exec strings --------------------------------------------------------------------------
@@ -553,9 +330,7 @@ def _grid_task_command(command: str, task_id: str) -> bool:
 @click.option("--local", is_flag=True, help="the form that runs on this machine, from any working directory")
 def steering_exec_cmd(project: str, local: bool) -> None:
     """Print the steeringExec of PROJECT (placeholders %IN %OUT %NUM_POINTS %MAX_POINTS left in)."""
-    from ..execs import steering_exec
-
-    click.echo(steering_exec(project, local=local))
+    click.echo(api.steering_exec(project, local=local))
 
 
 @click.command("evaluation_exec")
@@ -563,9 +338,7 @@ def steering_exec_cmd(project: str, local: bool) -> None:
 @click.option("--local", is_flag=True, help="the form that runs on this machine, from any job folder")
 def evaluation_exec_cmd(project: str, local: bool) -> None:
     """Print the evaluationExec of PROJECT (run in a job folder holding input.json)."""
-    from ..execs import evaluation_exec
-
-    click.echo(evaluation_exec(project, local=local))
+    click.echo(api.evaluation_exec(project, local=local))
 
 
 commands = [submit_idds, tasks, steering_exec_cmd, evaluation_exec_cmd]

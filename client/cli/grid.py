@@ -6,13 +6,11 @@ they call ``hpogrid.client.backends.panda`` and ``hpogrid.client.grid.monitor``.
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import tempfile
-import time
-from pathlib import Path
 
 import click
+
+from .. import api
 
 __all__ = ["commands", "run", "sites"]
 
@@ -35,52 +33,14 @@ def run(project: str, n_jobs: int, site: str | None, architecture: str | None, g
     and leaves its summary (best point, every trial) as PanDA job metadata. The task is a campaign
     of the project: `hpogrid report PROJECT` reads every trial of every job from that metadata.
     """
-    from .. import projects
-    from ..grid import auth, panda, rucio
-    from ..grid.sandbox import make_sandbox
-    from ..grid.taskparams import build_run_task
-
-    from ..preflight import plan_run
-
-    data = projects.load(project)
-    plan_run(project, backend="run")  # the pre-flight (script, model, space): nothing is sent on failure
     sites = [s.strip() for s in site.split(",") if s.strip()] if site else None
-    arch = architecture or ("#&nvidia" if gpu else None)
-    if dry_run:
-        task = build_run_task(data, n_jobs=n_jobs, nickname=auth.nickname_hint() or "NICKNAME", site=sites,
-                              architecture=arch)
-        click.echo(json.dumps(task.describe(), indent=2, sort_keys=True))
+    done = api.run_on_grid(project, n_jobs, sites=sites, architecture=architecture or ("#&nvidia" if gpu else None),
+                           dry_run=dry_run)
+    if done.described is not None:
+        click.echo(json.dumps(done.described, indent=2, sort_keys=True))
         return
-    credential = auth.check_credential()
-    nickname = credential.nickname or _nickname()
-    if data["grid_config"].get("inDS"):
-        rucio.check_dataset(data["grid_config"]["inDS"])
-    task = build_run_task(data, n_jobs=n_jobs, nickname=nickname, site=sites, architecture=arch)
-    with tempfile.TemporaryDirectory(prefix="hpogrid-sandbox-") as tmp:
-        archive = make_sandbox(projects.path(project), Path(tmp) / task.sandbox)
-        uploaded = panda.upload_sandbox(archive)
-    if uploaded != task.sandbox:
-        for param in task.task_params["jobParameters"]:
-            if param.get("value") == f"-a {task.sandbox}":
-                param["value"] = f"-a {uploaded}"
-    task_id = panda.submit_task(task.task_params)
-    from .. import campaigns
-
-    hpo = data["hpo_config"]
-    with campaigns.new(project, "panda", remote_id=str(task_id), status="running", algorithm=hpo["algorithm"],
-                       metric=hpo["metric"], mode=hpo["mode"], max_points=n_jobs * hpo["num_trials"],
-                       max_concurrent=n_jobs, started=time.time(),
-                       settings={"kind": "run", "jediTaskID": task_id, "n_jobs": n_jobs, "outDS": task.out_ds,
-                                 "exec": task.evaluation_exec}) as store:
-        cid = store.campaign()["id"]
-    click.echo(f"submitted jediTaskID={task_id}: {n_jobs} job(s) of {project} (outDS {task.out_ds}); "
-               f"campaign {cid}: follow it with `hpogrid tasks show`, results with `hpogrid report {project}`")
-
-
-def _nickname() -> str:
-    from ..grid.auth import voms_nickname
-
-    return voms_nickname()
+    click.echo(f"submitted jediTaskID={done.task_id}: {n_jobs} job(s) of {project} (outDS {done.out_ds}); "
+               f"campaign {done.campaign_id}: follow it with `hpogrid tasks show`, results with `hpogrid report {project}`")
 
 
 @click.command("sites")
@@ -95,24 +55,9 @@ def _nickname() -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def sites(name: str | None, gpu_only: bool, active_only: bool, site_type: str, info: str, as_json: bool) -> None:
     """List grid sites (GPU sites by default) from PanDA's site information."""
-    from ..grid import auth, panda
-
-    auth.check_credential()
-    table = panda.site_info()
-    types = {t.strip() for t in site_type.split(",") if t.strip()}
     columns = [c.strip() for c in info.split(",") if c.strip()]
-    rows = []
-    for queue, row in sorted(table.items()):
-        if name and not fnmatch.fnmatchcase(queue, name):
-            continue
-        is_gpu = str(row.get("resource_type", "")).upper() == "GPU" or "GPU" in queue.upper()
-        if gpu_only and not is_gpu:
-            continue
-        if active_only and str(row.get("status", "")).lower() != "online":
-            continue
-        if types and row.get("type") and str(row.get("type")) not in types:
-            continue
-        rows.append({"site": queue, **{c: row.get(c) for c in columns}})
+    rows = api.grid_sites(columns, name=name, gpu_only=gpu_only, active_only=active_only,
+                          types={t.strip() for t in site_type.split(",") if t.strip()})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

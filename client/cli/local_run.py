@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .. import api
 from .campaigns import override_options
 
 __all__ = ["local_run", "command", "commands"]
@@ -39,20 +40,11 @@ def local_run(project: str, ray_address: str | None, verbose: bool | None, cpus_
     `hpogrid report PROJECT` reads the results again later. Exits 1 when every trial failed or
     max_failures stopped the run.
     """
-    from ..backends import SubmitOptions, get_backend
-    from ..errors import CampaignError
-
     overrides = {"algorithm": algorithm, "num_trials": num_trials, "max_concurrent": max_concurrent, "stop": stop,
                  "max_failures": max_failures, "seed": seed}
-    options = SubmitOptions(ray_address=ray_address or None, verbose=verbose, cpus_per_trial=cpus_per_trial,
-                            gpus_per_trial=gpus_per_trial, num_cpus=num_cpus, echo=click.echo, overrides=overrides)
-    with get_backend("local_run").submit(project, options) as store:
-        campaign, counts = store.campaign(), store.counts()
-    if campaign["status"] == "failed":
-        raise CampaignError(f"campaign {campaign['id']} failed: {campaign['message']}")
-    failed = counts.get("failed", 0)
-    if failed and not counts.get("finished", 0):
-        raise CampaignError(f"campaign {campaign['id']}: all {failed} trials failed (see the reasons above)")
+    api.local_run(project, ray_address=ray_address, verbose=verbose, cpus_per_trial=cpus_per_trial,
+                  gpus_per_trial=gpus_per_trial, num_cpus=num_cpus, overrides=overrides, echo=click.echo)
+
 
 command = local_run
 commands = [local_run]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import click
 
+from .. import api
 from .. import report as _report
 
 __all__ = ["commands"]
@@ -71,42 +71,21 @@ def report(project: str, campaign: str | None, limit: int | None, days: float | 
     """
     if mlflow_uri is not None and not to_mlflow:
         raise click.UsageError("--mlflow-uri needs --to_mlflow")
-    results = _report.load(project, campaign=campaign, limit=limit, days=days, taskname=taskname,
+    data = api.load_report(project, campaign=campaign, limit=limit, days=days, taskname=taskname,
                            id_range=id_range, refresh=refresh)
-    for note in results.notes:
+    for note in data.results.notes:
         click.echo(f"hpogrid: warning: {note}", err=True)
-    imp, note = _report.importance(results, min_points=_report.MIN_POINTS_FOR_IMPORTANCE)
-    if imp is None and results.rated.empty:
-        note = None  # nothing finished: the summary says so already
-    _report.render(results, extra=extra, importance=imp, importance_note=note, rows=rows)
-
-    base = Path(outname)
-    if base.suffix.lower() in (".json", ".csv", ".html"):
-        base = base.with_suffix("")
-    if (to_html or to_pcp) and results.rated.empty:
-        c = results.counts()
-        raise _report.NoResultsError(
-            f"no finished point to plot in {results.label()} ({c['failed']} failed, {c['running']} running, "
-            f"{c['proposed']} waiting); no file written")
-    written: list[str] = []
-    if to_json:
-        written.append(str(_report.write_json(results, base.parent / f"{base.name}.json")))
-    if to_csv:
-        written.append(str(_report.write_csv(results, base.parent / f"{base.name}.csv")))
-    if to_html:
-        written.append(str(_report.write_html(results, base.parent / f"{base.name}.html",
-                                              importance=imp, importance_note=note)))
-    if to_pcp:
-        written.append(str(_report.write_pcp(results, base.parent / f"{base.name}_parallel_coordinate_plot.html")))
-    for path in written:
+    _report.render(data.results, extra=extra, importance=data.importance, importance_note=data.importance_note,
+                   rows=rows)
+    outputs = api.ReportOutputs(outname=outname, to_json=to_json, to_csv=to_csv, to_html=to_html, to_pcp=to_pcp)
+    for path in api.save_report(data, outputs):
         click.echo(f"wrote {path}", err=True)
     if to_mlflow:
-        done = _report.export_mlflow(results, mlflow_uri)
+        done = api.export_report(data, mlflow_uri)
         click.echo(f"mlflow: experiment {done['experiment']!r} at {done['tracking_uri']}: {done['created']} run(s) "
                    f"created, {done['skipped']} already there, {done['unfinished']} unfinished point(s) not exported",
                    err=True)
         if mlflow_uri is None:
             click.echo(f"mlflow: view with `mlflow ui --backend-store-uri {done['tracking_uri']}`", err=True)
-
 
 commands = [report]
