@@ -7,29 +7,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from hpogrid.client import api, campaigns, projects
-from hpogrid.client.backends import BACKENDS, BaseBackend, SubmitOptions
+from hpogrid.client.backends import BACKENDS, Backend, RemoteTask, SubmitOptions
 from hpogrid.client.cli import cli
 from hpogrid.client.errors import CampaignError, GridError, NotFoundError
 
 
-@dataclass(frozen=True)
-class Task:
-    """A remote task as a typed record (the contract's form); plain mappings are read too."""
-
-    jeditaskid: int
-    taskname: str
-    status: str
-    progress: float
-
-
-class GridLike(BaseBackend):
+class GridLike(Backend):
     """A backend whose tasks live elsewhere: lists two (one a local campaign), knows task 4242."""
 
     name = "gridlike"
@@ -40,6 +29,9 @@ class GridLike(BaseBackend):
     def submit(self, project_name, options):  # pragma: no cover - not used here
         raise NotImplementedError
 
+    def plan(self, project_name, options):  # pragma: no cover
+        raise NotImplementedError
+
     def resume(self, store, options):  # pragma: no cover
         raise NotImplementedError
 
@@ -47,8 +39,8 @@ class GridLike(BaseBackend):
         raise NotImplementedError
 
     def list_tasks(self, **filters):
-        return [Task(4242, "remote_only", "running", 50.0), {"jeditaskid": 777, "taskname": "lib",
-                                                             "status": "finished", "progress": 100.0}]
+        return [RemoteTask(4242, "remote_only", "running", 50.0),
+                RemoteTask(777, "lib", "finished", 100.0)]
 
     def task_metadata(self, task_id):
         return [{"PandaID": 1, "metaData": {"loss": 0.5}}]
