@@ -127,7 +127,7 @@ class PandaBackend(BaseBackend):
         task_id = _task_id(store)
         auth.check_credential()
         message = panda.retry_task(task_id)
-        store.update_campaign(status="running", ended=None, message=f"retry requested: {message}")
+        store.follow_remote("running", ended=None, message=f"retry requested: {message}")
         self.echo(f"task {task_id}: retry requested ({message})")
 
     def list_tasks(self, limit: int = 1000, days: float | None = 30, taskname: str | None = None,
@@ -276,7 +276,7 @@ def apply_grid_results(store: Store, task_status: str, points: list[dict[str, An
     fields: dict[str, Any] = {"status": state, "message": f"PanDA task status: {task_status}"}
     if task_status in FINAL_TASK_STATES and not campaign.get("ended"):
         fields["ended"] = time.time()
-    store.update_campaign(**fields)
+    store.follow_remote(**fields)
 
 
 RUN_POINT_STRIDE = 100_000  # point id of trial i of the j-th job in a `run` campaign: j * stride + i + 1
@@ -312,4 +312,4 @@ def apply_run_results(store: Store, task_status: str, metadata: list[dict[str, A
     fields: dict[str, Any] = {"status": state, "message": f"PanDA task status: {task_status}"}
     if task_status in FINAL_TASK_STATES and not campaign.get("ended"):
         fields["ended"] = time.time()
-    store.update_campaign(**fields)
+    store.follow_remote(**fields)

@@ -13,6 +13,7 @@ def main(argv: list[str]) -> int:
     from ..backends.base import SubmitOptions
     from ..campaigns import open_campaign
     from ..errors import HpogridError
+    from ..records import CampaignState
 
     campaign_id, backend = argv[0], argv[1]
     store = open_campaign(campaign_id)
@@ -21,8 +22,7 @@ def main(argv: list[str]) -> int:
     except HpogridError as exc:  # e.g. another driver took the campaign meanwhile: one line in driver.log
         print(f"hpogrid: error: {exc}", file=sys.stderr)
         return 1
-    status = store.campaign()["status"]
-    return 0 if status == "finished" else 1
+    return 0 if store.campaign().status is CampaignState.FINISHED else 1
 
 
 if __name__ == "__main__":
