@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from . import projects
 from .errors import NotFoundError, UsageError
@@ -34,10 +34,12 @@ def open_campaign(campaign_id: int | str, *, readonly: bool = False) -> Store:
     return Store(path, readonly=readonly)
 
 
-def open_entry(entry: Registered, *, readonly: bool = False) -> Store:
-    """The store of a registry entry (as :func:`for_project` lists them). Readers (``tasks show``,
-    ``report``) pass ``readonly=True``: nothing is written, so a read-only home can be read."""
-    return Store(store_path(Path(entry.path)), readonly=readonly)
+def open_entry(entry: Registered | Mapping[str, Any], *, readonly: bool = False) -> Store:
+    """The store of a registry entry (as :func:`for_project` lists them; or a row naming its
+    ``path``). Readers (``tasks show``, ``report``) pass ``readonly=True``: nothing is written, so
+    a read-only home can be read."""
+    folder = entry.path if isinstance(entry, Registered) else entry["path"]
+    return Store(store_path(Path(folder)), readonly=readonly)
 
 
 def for_project(project_name: str | None = None) -> list[Registered]:

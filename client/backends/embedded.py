@@ -42,7 +42,7 @@ class EmbeddedBackend(BaseBackend):
         return self._start(store, options)
 
     def resume(self, store: Store, options: SubmitOptions) -> Store:
-        with driving(store.path.parent, store.campaign()["id"]):  # one driver: the loser changes nothing
+        with driving(store.path.parent, store.campaign().id):  # one driver: the loser changes nothing
             self._prepare_resume(store, options)
             if not options.detach:
                 return self._start(store, options)
@@ -50,7 +50,7 @@ class EmbeddedBackend(BaseBackend):
 
     def _prepare_resume(self, store: Store, options: SubmitOptions) -> None:
         campaign = store.campaign()
-        settings = dict(campaign.get("settings") or {})
+        settings = dict(campaign.settings)
         settings.pop("kill_requested", None)
         if options.timeout is not None:
             settings["timeout"] = float(options.timeout)

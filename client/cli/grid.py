@@ -72,7 +72,7 @@ def run(project: str, n_jobs: int, site: str | None, architecture: str | None, g
                        max_concurrent=n_jobs, started=time.time(),
                        settings={"kind": "run", "jediTaskID": task_id, "n_jobs": n_jobs, "outDS": task.out_ds,
                                  "exec": task.evaluation_exec}) as store:
-        cid = store.campaign()["id"]
+        cid = store.campaign().id
     click.echo(f"submitted jediTaskID={task_id}: {n_jobs} job(s) of {project} (outDS {task.out_ds}); "
                f"campaign {cid}: follow it with `hpogrid tasks show`, results with `hpogrid report {project}`")
 
