@@ -96,7 +96,7 @@ class Progress:
     metric_name: str = "loss"
     started: float = field(default_factory=time.time)
     done_at_start: int = 0
-    status: str = "running"
+    status: CampaignState = CampaignState.RUNNING
     message: str | None = None
     last_failure: str | None = None  # the latest failed point's reason
     failure_reasons: dict[str, int] = field(default_factory=dict)  # reason -> failed points
@@ -233,7 +233,7 @@ class Engine:
         self.on_progress = on_progress
         self.handle_signals = handle_signals
         self.job_env = {"HPOGRID_PROJECT_DIR": str(self.project_dir), **(job_env or {})}
-        self._stop: tuple[str, str] | None = None  # (campaign status, message)
+        self._stop: tuple[CampaignState, str] | None = None  # (campaign status, message)
         self._force = False
         self._running: dict[str, _Running] = {}
         self._queue: list[int] = []  # proposed points, in launch order
@@ -248,11 +248,12 @@ class Engine:
                                  seed=campaign.settings.get("seed"))
 
     # ---- public ------------------------------------------------------------------------
-    def request_stop(self, message: str = "interrupted", status: str = "interrupted") -> None:
+    def request_stop(self, message: str = "interrupted",
+                     status: CampaignState | str = CampaignState.INTERRUPTED) -> None:
         """Stop soon: running jobs are terminated and go back to proposed (safe from a signal handler)."""
         if self._stop is not None:
             self._force = True
-        self._stop = (status, message)
+        self._stop = (CampaignState(status), message)
 
     def run(self) -> Progress:
         """Run (or resume) the campaign until its budget is spent, the search ends, or a stop.
@@ -407,16 +408,16 @@ class Engine:
             return True
         return self.progress.generated >= self.settings.max_points
 
-    def _final_status(self) -> tuple[str, str | None]:
+    def _final_status(self) -> tuple[CampaignState, str | None]:
         if self._stop is not None:
             return self._stop
         if self._steering_error is not None:
-            return "failed", self._steering_error
+            return CampaignState.FAILED, self._steering_error
         p = self.progress
         message = f"{p.finished} finished, {p.failed} failed of {p.generated} points"
         if self._exhausted and p.generated < self.settings.max_points:
             message += " (the steering ended the search)"
-        return "finished", message
+        return CampaignState.FINISHED, message
 
     # ---- rounds ------------------------------------------------------------------------
     def _maybe_start_round(self) -> None:
@@ -591,7 +592,7 @@ class Engine:
             limit = self.settings.max_failures
             if limit and self._failed_in_a_row >= limit and self._stop is None:
                 self.request_stop(f"stopped after {self._failed_in_a_row} points failed in a row (max_failures "
-                                  f"{limit}); last reason: {why}", status="failed")
+                                  f"{limit}); last reason: {why}", status=CampaignState.FAILED)
         else:
             if outcome.kind == "failed":
                 self._failures[point_id] = failures
