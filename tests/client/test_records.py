@@ -152,3 +152,16 @@ def test_records_are_typed_and_frozen(tmp_path, monkeypatch) -> None:
     row = as_dict(point)  # the one serialisation: the row as the store always gave it
     assert row["state"] == "finished" and type(row["state"]) is str and list(row)[:4] == ["id", "round", "params", "state"]
     assert point["loss"] == point.loss and point.get("nope", 7) == 7  # read access by key, for older callers
+
+
+def test_history_json_is_history(tmp_path) -> None:
+    """The engine's %IN text (built from the stored JSON without decoding it) says what history()
+    says: a loss once final, 1e5 for a failure without one, null while pending or NaN."""
+    store = _store(tmp_path, 5)
+    _put(store, 1, PointState.FINISHED)
+    _put(store, 2, PointState.FAILED)
+    store.start_point(3)
+    store.finish_point(3, loss=float("nan"), message="NaN")
+    _put(store, 4, PointState.STOPPED)
+    assert json.loads(store.history_json()) == store.history() == [
+        [{"x": 0}, 1.0], [{"x": 1}, 1e5], [{"x": 2}, None], [{"x": 3}, 2.0], [{"x": 4}, None]]
