@@ -20,6 +20,7 @@ from ..backends.base import SubmitOptions
 from ..errors import CampaignError, HpogridError, NotFoundError, UsageError
 from ..engine import DEFAULT_TIMEOUT
 from ..engine._campaign import check_resumable, driver_alive
+from ..records import CampaignState, PointState, Registered
 from ..store import Store, StorageError
 
 __all__ = ["commands", "task_rows", "TASK_COLUMNS", "override_options"]
@@ -164,9 +165,9 @@ def submit_idds(project: str, backend: str | None, n_points_per_iteration: int |
             raise UsageError(f"--resume continues a campaign as it was started; {', '.join(sorted(overrides))} "
                              f"apply to new campaigns only")
         store = _campaign_to_resume(project, resume)
-        name = store.campaign()["backend"]
+        name = store.campaign().backend
         if backend is not None and backend != name:
-            raise UsageError(f"campaign {store.campaign()['id']} ran on backend {name!r}, not {backend!r}")
+            raise UsageError(f"campaign {store.campaign().id} ran on backend {name!r}, not {backend!r}")
         impl = get_backend(name)
         store = impl.resume(store, options)
     else:
@@ -198,7 +199,7 @@ def _campaign_to_resume(project: str, resume: str) -> Store:
             raise NotFoundError(f"project {project!r} has no campaign to resume")
         return store
     store = campaigns.open_campaign(resume)
-    owner = store.campaign()["project"]
+    owner = store.campaign().project
     if owner != project:
         raise UsageError(f"campaign {resume} belongs to project {owner!r}, not {project!r}")
     return store
@@ -207,9 +208,9 @@ def _campaign_to_resume(project: str, resume: str) -> Store:
 def _report_end(store: Store, detach: bool) -> None:
     c = store.campaign()
     if detach:
-        click.echo(f"campaign {c['id']} of {c['project']} runs in the background (pid {c.get('pid')}); "
+        click.echo(f"campaign {c.id} of {c.project} runs in the background (pid {c.pid}); "
                    f"log: {store.path.parent / 'driver.log'}; watch with `hpogrid tasks show`", err=True)
-        click.echo(c["id"])
+        click.echo(c.id)
         return
     progress = None
     from ..engine._progress import summary_lines
@@ -217,24 +218,24 @@ def _report_end(store: Store, detach: bool) -> None:
 
     counts = store.counts()
     best = store.best()
-    progress = Progress(c["id"], c["max_points"] or 0, finished=counts["finished"], failed=counts["failed"],
-                        metric_name=c.get("metric") or "loss", started=c.get("started") or time.time(),
-                        status=c["status"], message=c.get("message"), seed=(c.get("settings") or {}).get("seed"))
-    for p in store.points(["failed"]):
-        progress.count_failure(p["message"])
+    progress = Progress(c.id, c.max_points or 0, finished=counts[PointState.FINISHED], failed=counts[PointState.FAILED],
+                        metric_name=c.metric or "loss", started=c.started or time.time(),
+                        status=c.status, message=c.message, seed=c.settings.get("seed"))
+    for p in store.points([PointState.FAILED]):
+        progress.count_failure(p.message)
     if best is not None:
-        metric = best["metric"] if best["metric"] is not None else best["loss"]
-        progress.best = {"id": best["id"], "loss": best["loss"], "metric": metric, "params": best["params"]}
+        metric = best.metric if best.metric is not None else best.loss
+        progress.best = {"id": best.id, "loss": best.loss, "metric": metric, "params": best.params}
     for line in summary_lines(progress):
         click.echo(line)
-    if c["status"] == "failed":
-        raise CampaignError(f"campaign {c['id']} failed: {c.get('message')}")
-    if c["status"] == "finished" and counts["failed"] and not counts["finished"]:
-        raise CampaignError(f"campaign {c['id']}: all {counts['failed']} points failed "
-                            f"(see the reasons above, or `hpogrid tasks show -i {c['id']} -m`)")
-    if c["status"] in ("interrupted", "killed"):
-        click.echo(f"campaign {c['id']} {c['status']}; continue it with `hpogrid tasks retry {c['id']}`", err=True)
-        raise click.exceptions.Exit(130 if c["status"] == "interrupted" else 1)
+    if c.status is CampaignState.FAILED:
+        raise CampaignError(f"campaign {c.id} failed: {c.message}")
+    if c.status is CampaignState.FINISHED and counts[PointState.FAILED] and not counts[PointState.FINISHED]:
+        raise CampaignError(f"campaign {c.id}: all {counts[PointState.FAILED]} points failed "
+                            f"(see the reasons above, or `hpogrid tasks show -i {c.id} -m`)")
+    if c.status in (CampaignState.INTERRUPTED, CampaignState.KILLED):
+        click.echo(f"campaign {c.id} {c.status}; continue it with `hpogrid tasks retry {c.id}`", err=True)
+        raise click.exceptions.Exit(130 if c.status is CampaignState.INTERRUPTED else 1)
 
 
 # ---- tasks -------------------------------------------------------------------------------------
@@ -246,14 +247,14 @@ def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None =
     since = time.time() - days * 86400 if days is not None else None
     rows = []
     for entry in reversed(campaigns.for_project(None)):
-        cid = int(entry["id"])
-        if jeditaskid is not None and str(cid) != str(jeditaskid) and str(entry.get("remote_id")) != str(jeditaskid):
+        cid = int(entry.id)
+        if jeditaskid is not None and str(cid) != str(jeditaskid) and str(entry.remote_id) != str(jeditaskid):
             continue
         if (low is not None and cid < low) or (high is not None and cid > high):
             continue
-        if taskname and not fnmatch.fnmatchcase(entry["project"], taskname):
+        if taskname and not fnmatch.fnmatchcase(entry.project, taskname):
             continue
-        if since is not None and entry["created"] < since:
+        if since is not None and entry.created < since:
             continue
         try:
             with campaigns.open_entry(entry, readonly=True) as store:
@@ -266,35 +267,35 @@ def task_rows(limit: int = 1000, days: float | None = 30, taskname: str | None =
             if len(rows) >= limit:
                 break
             continue
-        state, message = c["status"], c.get("message")
-        if state in ("running", "created") and c["backend"] in ("embedded", "ray", "idds") and not driver_alive(c.get("pid")):
-            state, message = "interrupted", f"the driver (pid {c.get('pid')}) is gone; continue with `hpogrid tasks retry {cid}`"
-        total = c.get("max_points") or 0
-        done = counts["finished"] + counts["failed"] + counts.get("stopped", 0)  # stopped: cut short by a scheduler
-        metric = None if best is None else (best["metric"] if best["metric"] is not None else best["loss"])
+        state, message = c.status, c.message
+        if state.active and c.backend in ("embedded", "ray", "idds") and not driver_alive(c.pid):
+            state, message = CampaignState.INTERRUPTED, f"the driver (pid {c.pid}) is gone; continue with `hpogrid tasks retry {cid}`"
+        total = c.max_points or 0
+        done = sum(n for s, n in counts.items() if s.final)  # stopped: cut short by a scheduler
+        metric = None if best is None else (best.metric if best.metric is not None else best.loss)
         if status and state not in status:
             continue
         rows.append({
-            "jeditaskid": cid, "taskname": c["project"], "backend": c["backend"], "status": state,
-            "progress": round(100.0 * done / total, 1) if total else 0.0, "done": done, "failed": counts["failed"],
-            "total": total, "best_metric": metric, "metric": c.get("metric"), "start": _stamp(c.get("started")),
-            "end": _stamp(c.get("ended")), "remote_id": c.get("remote_id"), "message": message,
-            "seed": (c.get("settings") or {}).get("seed"), "overrides": (c.get("settings") or {}).get("overrides") or None,
-            "timeout": (c.get("settings") or {}).get("timeout") or DEFAULT_TIMEOUT,  # per-job time limit, s
-            "path": entry["path"],
+            "jeditaskid": cid, "taskname": c.project, "backend": c.backend, "status": state.value,
+            "progress": round(100.0 * done / total, 1) if total else 0.0, "done": done, "failed": counts[PointState.FAILED],
+            "total": total, "best_metric": metric, "metric": c.metric, "start": _stamp(c.started),
+            "end": _stamp(c.ended), "remote_id": c.remote_id, "message": message,
+            "seed": c.settings.get("seed"), "overrides": c.settings.get("overrides") or None,
+            "timeout": c.settings.get("timeout") or DEFAULT_TIMEOUT,  # per-job time limit, s
+            "path": entry.path,
         })
         if len(rows) >= limit:
             break
     return rows
 
 
-def _damaged_row(entry: dict[str, Any], exc: StorageError) -> dict[str, Any]:
+def _damaged_row(entry: Registered, exc: StorageError) -> dict[str, Any]:
     """A campaign whose store cannot be read: listed as ``damaged``, with the file and what to do."""
-    return {"jeditaskid": int(entry["id"]), "taskname": entry["project"], "backend": entry["backend"],
+    return {"jeditaskid": int(entry.id), "taskname": entry.project, "backend": entry.backend,
             "status": "damaged", "progress": 0.0, "done": None, "failed": None, "total": None,
-            "best_metric": None, "metric": None, "start": _stamp(entry.get("created")), "end": "-",
-            "remote_id": entry.get("remote_id"), "message": f"damaged: {exc.path}: {exc.advice}",
-            "path": entry["path"]}
+            "best_metric": None, "metric": None, "start": _stamp(entry.created), "end": "-",
+            "remote_id": entry.remote_id, "message": f"damaged: {exc.path}: {exc.advice}",
+            "path": entry.path}
 
 
 def remote_rows(local: list[dict[str, Any]], **filters: Any) -> tuple[list[dict[str, Any]], list[str]]:
@@ -430,9 +431,9 @@ def _print_points(row: dict[str, Any]) -> None:
         return
     with campaigns.open_entry(row, readonly=True) as store:
         for p in store.points():
-            metric = _fmt(p["metric"] if p["metric"] is not None else p["loss"])
-            click.echo(f"  point {p['id']:>5}  {p['state']:<9} attempts {p['attempts']}  {row.get('metric') or 'loss'}="
-                       f"{metric}  {json.dumps(p['params'])}" + (f"  [{p['message']}]" if p["message"] else ""))
+            metric = _fmt(p.metric if p.metric is not None else p.loss)
+            click.echo(f"  point {p.id:>5}  {p.state:<9} attempts {p.attempts}  {row.get('metric') or 'loss'}="
+                       f"{metric}  {json.dumps(p.params)}" + (f"  [{p.message}]" if p.message else ""))
 
 
 def _save(rows: list[dict[str, Any]], columns: list[str], path: Path) -> None:
@@ -453,9 +454,9 @@ def kill(campaign_id: str) -> None:
     if _grid_task_command("kill", campaign_id):  # --- grid hook: a grid task id, not a local campaign ---
         return
     with campaigns.open_campaign(campaign_id) as store:
-        get_backend(store.campaign()["backend"]).kill(store)
+        get_backend(store.campaign().backend).kill(store)
         c = store.campaign()
-        click.echo(f"campaign {c['id']} {c['status']}")
+        click.echo(f"campaign {c.id} {c.status}")
 
 
 @tasks.command("retry")
@@ -475,10 +476,10 @@ def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: flo
         return
     store = campaigns.open_campaign(campaign_id)
     c = store.campaign()
-    if c["backend"] == "local_run":
+    if c.backend == "local_run":
         raise CampaignError(f"campaign {campaign_id} is a local_run (Ray Tune ran it); run `hpogrid local_run "
-                            f"{c['project']}` again")
-    backend = get_backend(c["backend"])
+                            f"{c.project}` again")
+    backend = get_backend(c.backend)
     own_retry = getattr(backend, "retry", None)
     if own_retry is not None and backend.name not in ("embedded", "ray"):
         own_retry(store)
@@ -491,10 +492,10 @@ def retry(campaign_id: str, detach: bool, max_attempts: int | None, timeout: flo
         display = make_display(None if progress == "auto" else progress)
     options = _options(max_attempts=max_attempts, timeout=timeout, detach=detach)
     options.extra["progress"] = display
-    if c["status"] in ("finished", "failed", "killed"):
+    if c.status.final:
         check_resumable(store)
         reopened = store.reopen_failed("waiting for a new attempt (`hpogrid tasks retry`)")
-        if c["status"] == "finished" and not reopened:
+        if c.status is CampaignState.FINISHED and not reopened:
             click.echo(f"campaign {campaign_id} finished with no failed point; nothing to retry")
             return
         click.echo(f"campaign {campaign_id}: retrying {len(reopened)} failed point(s)", err=True)
@@ -513,16 +514,16 @@ def _grid_refresh() -> list[str]:
     """Bring unfinished grid campaigns up to date (as ``report`` does); returns warnings."""
     warnings = []
     for entry in campaigns.for_project(None):
-        if entry["backend"] in _LOCAL_BACKENDS:
+        if entry.backend in _LOCAL_BACKENDS:
             continue
         try:
             with campaigns.open_entry(entry, readonly=True) as store:
-                if store.campaign()["status"] not in ("running", "created"):
+                if not store.campaign().status.active:
                     continue
             with campaigns.open_entry(entry) as store:
-                get_backend(entry["backend"]).refresh(store)
+                get_backend(entry.backend).refresh(store)
         except HpogridError as exc:  # a damaged or read-only store is listed as it is
-            warnings.append(f"campaign {entry['id']} not refreshed ({exc})")
+            warnings.append(f"campaign {entry.id} not refreshed ({exc})")
     return warnings
 
 
