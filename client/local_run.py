@@ -49,6 +49,7 @@ from hpogrid.steering.space import Dimension, SearchSpace
 
 from . import campaigns, projects
 from .errors import CampaignError, ConfigError, HpogridError
+from .records import CampaignState, Point, PointState
 
 __all__ = ["local_run", "LocalRunResult", "check_combination", "RAY_SEARCHERS", "STEERING_SEARCHERS", "SCHEDULER_RULES"]
 
@@ -72,8 +73,8 @@ class LocalRunResult:
     campaign_dir: Path
     metric: str
     mode: str
-    points: list[dict[str, Any]]
-    best: dict[str, Any] | None
+    points: list[Point]
+    best: Point | None
     seconds: float
     log_dir: Path
     counts: dict[str, int] = field(default_factory=dict)
@@ -495,8 +496,8 @@ def local_run(
     log_dir = log_dir if log_dir.is_absolute() else campaign_dir / log_dir
     log_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    store.update_campaign(status="running", started=started)
-    echo(f"local_run {project_name}: campaign {campaign['id']}, algorithm {hpo.get('algorithm')}, "
+    store.update_campaign(status=CampaignState.RUNNING, started=started)
+    echo(f"local_run {project_name}: campaign {campaign.id}, algorithm {hpo.get('algorithm')}, "
          f"scheduler {hpo.get('scheduler')}, {num_trials} trials, {hpo.get('max_concurrent')} at once, "
          f"stop {stop or 'none (each training runs until it returns)'}, seed {plan.seed}"
          + (f", Ray at {address}" if address else ""))
@@ -528,7 +529,7 @@ def local_run(
         best = store.best()
         counts = store.counts()
         store.close()
-    result = LocalRunResult(str(campaign["id"]), campaign_dir, metric, mode, points, best, time.time() - started,
+    result = LocalRunResult(str(campaign.id), campaign_dir, metric, mode, points, best, time.time() - started,
                             log_dir, counts, seed=plan.seed, status=status, message=message or None)
     for line in summary_lines(result, space.names):
         echo(line)
@@ -725,7 +726,7 @@ class _Recorder:
                 point = self.store.point(pid)
             except HpogridError:
                 continue
-            if point["state"] == "running":
+            if point.state is PointState.RUNNING:
                 self.store.fail_point(pid, message, reports=self.records.get(tid, [])[-500:], host=self.host)
 
 
@@ -766,20 +767,20 @@ def _fmt(value: float | None) -> str:
 
 def summary_lines(result: LocalRunResult, names: list[str], limit: int = 20) -> list[str]:
     """The end-of-run table: trials sorted by the metric (best first), then the best config."""
-    finished = [p for p in result.points if p["state"] == "finished" and p["loss"] is not None]
-    failed = [p for p in result.points if p["state"] != "finished" or p["loss"] is None]
-    finished.sort(key=lambda p: (p["loss"], p["id"]))
+    finished = [p for p in result.points if p.state is PointState.FINISHED and p.loss is not None]
+    failed = [p for p in result.points if p.state is not PointState.FINISHED or p.loss is None]
+    finished.sort(key=lambda p: (p.loss, p.id))
     rows = finished + failed
     header = ["trial", *names, result.metric, "iterations", "state"]
     body = []
     for p in rows[:limit]:
-        body.append([str(p["id"]), *(_cell(p["params"].get(n)) for n in names),
-                     _fmt(p["metric"]) if p["metric"] is not None else "-", str(len(p.get("reports") or [])),
-                     p["state"] if p["state"] == "finished" else f"{p['state']}: {(p.get('message') or '')[:40]}"])
+        body.append([str(p.id), *(_cell(p.params.get(n)) for n in names),
+                     _fmt(p.metric) if p.metric is not None else "-", str(len(p.reports or [])),
+                     p.state.value if p.state is PointState.FINISHED else f"{p.state}: {(p.message or '')[:40]}"])
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
     from .engine import Progress, failure_lines
 
-    stopped = sum(p["state"] == "stopped" for p in failed)  # cut short by the scheduler: not failures
+    stopped = sum(p.state is PointState.STOPPED for p in failed)  # cut short by the scheduler: not failures
     lines = [f"\n{len(finished)} finished, " + (f"{stopped} stopped early, " if stopped else "")
              + f"{len(failed) - stopped} failed in {result.seconds:.1f} s "
              f"(campaign {result.campaign_id}, seed {result.seed}; `hpogrid report` shows it again)"]
@@ -787,15 +788,15 @@ def summary_lines(result: LocalRunResult, names: list[str], limit: int = 20) -> 
         lines.append(f"campaign {result.campaign_id} {result.status}: {result.message}")
     reasons = Progress(result.campaign_id, 0)
     for p in failed:
-        if p["state"] != "stopped":
-            reasons.count_failure(p.get("message"))
+        if p.state is not PointState.STOPPED:
+            reasons.count_failure(p.message)
     lines += [line.replace("{id}", str(result.campaign_id)) for line in failure_lines(reasons.failure_reasons)]
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]
     if len(rows) > limit:
         lines.append(f"... {len(rows) - limit} more")
     if result.best is not None:
-        lines.append(f"best {result.metric}: {_fmt(result.best['metric'])}  config: {result.best['params']}")
+        lines.append(f"best {result.metric}: {_fmt(result.best.metric)}  config: {result.best.params}")
     else:
         lines.append("no trial finished with a value of the metric")
     return lines
