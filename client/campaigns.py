@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from . import projects
 from .errors import NotFoundError, UsageError
+from .records import Registered
 from .store import Store, list_registered, register_campaign, registered
 
 __all__ = ["new", "open_campaign", "open_entry", "latest", "for_project", "store_path", "parse_range"]
@@ -27,16 +28,18 @@ def new(project_name: str, backend: str, **fields: Any) -> Store:
 
 def open_campaign(campaign_id: int | str, *, readonly: bool = False) -> Store:
     entry = registered(campaign_id)
-    path = store_path(Path(entry["path"]))
+    path = store_path(Path(entry.path))
     if not path.exists():
         raise NotFoundError(f"campaign {campaign_id}'s store is gone ({path})")
     return Store(path, readonly=readonly)
 
 
-def open_entry(entry: dict[str, Any], *, readonly: bool = False) -> Store:
-    """The store of a registry entry (as :func:`for_project` lists them). Readers (``tasks show``,
-    ``report``) pass ``readonly=True``: nothing is written, so a read-only home can be read."""
-    return Store(store_path(Path(entry["path"])), readonly=readonly)
+def open_entry(entry: Registered | Mapping[str, Any], *, readonly: bool = False) -> Store:
+    """The store of a registry entry (as :func:`for_project` lists them; or a row naming its
+    ``path``). Readers (``tasks show``, ``report``) pass ``readonly=True``: nothing is written, so
+    a read-only home can be read."""
+    folder = entry.path if isinstance(entry, Registered) else entry["path"]
+    return Store(store_path(Path(folder)), readonly=readonly)
 
 
 def open_folder(folder: str | Path, *, readonly: bool = False) -> Store:
@@ -44,13 +47,13 @@ def open_folder(folder: str | Path, *, readonly: bool = False) -> Store:
     return Store(store_path(Path(folder)), readonly=readonly)
 
 
-def for_project(project_name: str | None = None) -> list[dict[str, Any]]:
+def for_project(project_name: str | None = None) -> list[Registered]:
     """Registry entries (id, project, backend, path, created, remote_id) whose store still exists."""
-    return [e for e in list_registered(project_name) if store_path(Path(e["path"])).exists()]
+    return [e for e in list_registered(project_name) if store_path(Path(e.path)).exists()]
 
 
 def latest(project_name: str, backend: str | None = None, *, readonly: bool = False) -> Store | None:
-    entries = [e for e in for_project(project_name) if backend is None or e["backend"] == backend]
+    entries = [e for e in for_project(project_name) if backend is None or e.backend == backend]
     return open_entry(entries[-1], readonly=readonly) if entries else None
 
 

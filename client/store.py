@@ -4,9 +4,11 @@ Every backend (embedded, Ray, grid, local_run) writes campaigns, rounds and poin
 shape, so ``tasks`` and ``report`` read them alike. Each transition is committed before the caller
 acts on it: a driver killed at any moment leaves a store that says what had happened.
 
-Point states (docs/DESIGN.md §2): ``proposed -> running -> finished | failed``, and ``stopped`` for a
-``local_run`` trial cut short by Ray Tune's scheduler (its loss is the last iteration it ran).
-Finished, stopped and failed are final; a running point whose job was lost goes back to ``proposed`` with its attempt counted.
+The rows come back as the typed, frozen records of :mod:`.records` (``Point``, ``Campaign``,
+``Round``, ``Registered``) and the store guards their states' rules (they are written there, once):
+a final point (finished, failed, stopped) is never started, finished or failed again -- that raises
+:class:`TransitionError` -- only :meth:`Store.reopen_failed` and the ``requeue_*`` methods move a
+point back; a running point whose job was lost goes back to ``proposed`` with its attempt counted.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from hpogrid.common import FAILURE_LOSS
 from .errors import HpogridError, NotFoundError
 from .home import home, registry_path
 from .storage_errors import StorageError, StorageProblem, storage_error, translated
+from .records import (POINT_FINAL, POINT_MOVES, Campaign, CampaignState, Point, PointState, Registered, Round,
+                      RoundState, TransitionError)
 
 __all__ = [
     "POINT_STATES",
@@ -47,11 +51,12 @@ __all__ = [
     "StorageProblem",
     "storage_error",
     "translated",
+    "TransitionError",
 ]
 
-POINT_STATES = ("proposed", "running", "finished", "failed", "stopped")
-FINAL_STATES = ("finished", "failed", "stopped")
-CAMPAIGN_STATES = ("created", "running", "finished", "failed", "killed", "interrupted")
+POINT_STATES = tuple(PointState)
+FINAL_STATES = tuple(s for s in PointState if s in POINT_FINAL)
+CAMPAIGN_STATES = tuple(CampaignState)
 
 #: Disk a running driver keeps aside to record its campaign's end on a full disk.
 RESERVE_BYTES = 256 * 1024
@@ -189,6 +194,7 @@ class Store:
         self.readonly = readonly
         if not self.path.exists():
             raise NotFoundError(f"no campaign store at {self.path}")
+        self._reader: sqlite3.Connection | None = None
         with translated(self.path):
             self._conn = _connect(self.path, readonly)
 
@@ -224,6 +230,9 @@ class Store:
         return cls(path)
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self._conn.close()
 
     @_guarded
@@ -242,22 +251,49 @@ class Store:
 
     # ---- campaign -----------------------------------------------------------------------
     @_guarded
-    def campaign(self) -> dict[str, Any]:
+    def campaign(self) -> Campaign:
         row = self._conn.execute("SELECT * FROM campaign").fetchone()
         if row is None:
             raise StorageError(self.path, StorageProblem.DAMAGED, "it is damaged (no campaign row)")
         data = dict(row)
         try:
             data["settings"] = json.loads(data["settings"] or "{}")
+            data["status"] = CampaignState(data["status"])
         except ValueError:
-            raise StorageError(self.path, StorageProblem.DAMAGED, "it is damaged (campaign settings are not JSON)") from None
-        return data
+            raise StorageError(self.path, StorageProblem.DAMAGED,
+                               "it is damaged (campaign settings are not JSON, or an unknown status)") from None
+        return Campaign(**data)
 
     @_guarded
     def update_campaign(self, **fields: Any) -> None:
+        """Change campaign fields. A campaign that ended (finished, failed, killed) does not start
+        again this way: that raises :class:`TransitionError`; :meth:`reopen_campaign` does it."""
         unknown = set(fields) - set(_CAMPAIGN_COLUMNS)
         if unknown:
             raise ValueError(f"unknown campaign field(s) {sorted(unknown)}")
+        if "status" in fields:
+            status = CampaignState(fields["status"])
+            current = self.campaign()
+            if current.status.final and not status.final:
+                raise TransitionError(f"campaign {current.id} has ended ({current.status}); "
+                                      f"`hpogrid tasks retry {current.id}` reopens it")
+        self._update_campaign(fields)
+
+    @_guarded
+    def reopen_campaign(self, status: CampaignState | str = CampaignState.CREATED, **fields: Any) -> None:
+        """``tasks retry``: a campaign that ended goes back to ``status`` (created or running)."""
+        status = CampaignState(status)
+        if status.final:
+            raise TransitionError(f"a campaign reopens as created or running, not {status}")
+        self._update_campaign({**fields, "status": status})
+
+    @_guarded
+    def follow_remote(self, status: CampaignState | str, **fields: Any) -> None:
+        """A grid campaign takes the state of its remote task, whatever it was (the grid is the
+        authority: a task retried on PanDA reopens its campaign)."""
+        self._update_campaign({**fields, "status": CampaignState(status)})
+
+    def _update_campaign(self, fields: dict[str, Any]) -> None:
         if "settings" in fields:
             fields["settings"] = json.dumps(fields["settings"])
         sets = ", ".join(f"{k} = ?" for k in fields)
@@ -297,18 +333,19 @@ class Store:
         return int(cur.lastrowid)
 
     @_guarded
-    def end_round(self, round_id: int, status: str, *, n_proposed: int = 0, attempts: int = 1,
+    def end_round(self, round_id: int, status: RoundState | str, *, n_proposed: int = 0, attempts: int = 1,
                   message: str | None = None) -> None:
         now = time.time()
         self._conn.execute(
             "UPDATE rounds SET ended = ?, status = ?, n_proposed = ?, attempts = ?, message = ?, "
             "seconds = ? - started WHERE id = ?",
-            (now, status, n_proposed, attempts, message, now, round_id),
+            (now, str(status), n_proposed, attempts, message, now, round_id),
         )
 
     @_guarded
-    def rounds(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._conn.execute("SELECT * FROM rounds ORDER BY id")]
+    def rounds(self) -> list[Round]:
+        return [Round(**{**dict(r), "status": RoundState.of(r["status"])})
+                for r in self._conn.execute("SELECT * FROM rounds ORDER BY id")]
 
     # ---- points -------------------------------------------------------------------------
     @_guarded
@@ -334,6 +371,7 @@ class Store:
         """Mark a point running and count the attempt; returns the attempt number (1, 2, ...)."""
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
+            self._check_move(point_id, PointState.RUNNING)
             self._conn.execute(
                 "UPDATE points SET state = 'running', attempts = attempts + 1, started = ?, ended = NULL, "
                 "host = COALESCE(?, host), site = COALESCE(?, site), job_dir = COALESCE(?, job_dir) "
@@ -348,31 +386,43 @@ class Store:
                      reports: Sequence[Mapping[str, Any]] | None = None, message: str = "",
                      host: str | None = None, started: float | None = None, ended: float | None = None) -> None:
         """A final result with a loss."""
-        self._final(point_id, "finished", loss, metric, reports, message, host, started, ended)
+        self._final(point_id, PointState.FINISHED, loss, metric, reports, message, host, started, ended)
 
     def stop_point(self, point_id: int, *, loss: float | None, metric: float | None = None,
                    reports: Sequence[Mapping[str, Any]] | None = None, message: str = "",
                    host: str | None = None) -> None:
         """A result cut short by a scheduler (``local_run``): the loss of the last iteration it ran."""
-        self._final(point_id, "stopped", loss, metric, reports, message, host, None, None)
+        self._final(point_id, PointState.STOPPED, loss, metric, reports, message, host, None, None)
 
     @_guarded
     def fail_point(self, point_id: int, message: str, *, loss: float | None = None, metric: float | None = None,
                    reports: Sequence[Mapping[str, Any]] | None = None, host: str | None = None,
                    started: float | None = None, ended: float | None = None) -> None:
         """A final failure, with its reason (counts as evaluated and bad for the steering)."""
-        self._final(point_id, "failed", loss, metric, reports, message, host, started, ended)
+        self._final(point_id, PointState.FAILED, loss, metric, reports, message, host, started, ended)
 
     @_guarded
-    def _final(self, point_id: int, state: str, loss: float | None, metric: float | None,
+    def _final(self, point_id: int, state: PointState, loss: float | None, metric: float | None,
                reports: Sequence[Mapping[str, Any]] | None, message: str, host: str | None,
                started: float | None, ended: float | None) -> None:
-        self._conn.execute(
-            "UPDATE points SET state = ?, loss = ?, metric = ?, reports = ?, message = ?, "
-            "host = COALESCE(?, host), started = COALESCE(?, started), ended = ? WHERE id = ?",
-            (state, _finite(loss), _finite(metric), json.dumps(list(reports)) if reports is not None else None,
-             message, host, started, ended if ended is not None else time.time(), point_id),
-        )
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._check_move(point_id, state)
+            self._conn.execute(
+                "UPDATE points SET state = ?, loss = ?, metric = ?, reports = ?, message = ?, "
+                "host = COALESCE(?, host), started = COALESCE(?, started), ended = ? WHERE id = ?",
+                (state, _finite(loss), _finite(metric), json.dumps(list(reports)) if reports is not None else None,
+                 message, host, started, ended if ended is not None else time.time(), point_id),
+            )
+
+    def _check_move(self, point_id: int, state: PointState) -> None:
+        """Inside a write transaction: may point ``point_id`` enter ``state`` (records.POINT_MOVES)?"""
+        row = self._conn.execute("SELECT state FROM points WHERE id = ?", (point_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no point {point_id} in {self.path}")
+        if row["state"] not in POINT_MOVES[state]:
+            raise TransitionError(f"point {point_id} is already {row['state']}; it cannot become {state} "
+                                  f"(`hpogrid tasks retry` reopens failed points)")
 
     @_guarded
     def requeue_point(self, point_id: int, message: str) -> None:
@@ -382,15 +432,22 @@ class Store:
             (message, time.time(), point_id),
         )
 
+    @_guarded
     def reopen_failed(self, message: str) -> list[int]:
         """``tasks retry`` of an ended campaign: its failed points wait for new attempts (the same
-        points; attempts keep counting, so each new attempt has its own job folder). Returns their ids."""
+        points; attempts keep counting, so each new attempt has its own job folder). Returns their ids.
+
+        The campaign reopens too (``created``) unless it finished with no failed point: then there
+        is nothing to retry and it stays finished."""
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             ids = [int(r["id"]) for r in self._conn.execute("SELECT id FROM points WHERE state = 'failed' ORDER BY id")]
             self._conn.execute(
                 "UPDATE points SET state = 'proposed', loss = NULL, metric = NULL, message = ?, ended = NULL "
                 "WHERE state = 'failed'", (message,))
+            status = self.campaign().status
+            if status.final and (ids or status is not CampaignState.FINISHED):
+                self._conn.execute("UPDATE campaign SET status = ?", (CampaignState.CREATED,))
         return ids
 
     @_guarded
@@ -403,32 +460,32 @@ class Store:
         return cur.rowcount
 
     @_guarded
-    def points(self, states: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    def points(self, states: Iterable[PointState | str] | None = None) -> list[Point]:
         sql, args = "SELECT * FROM points", []
         if states is not None:
-            states = list(states)
+            states = [PointState(s).value for s in states]
             sql += f" WHERE state IN ({', '.join('?' * len(states))})"
             args = states
         rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
         return [_point(r) for r in rows]
 
     @_guarded
-    def point(self, point_id: int) -> dict[str, Any]:
+    def point(self, point_id: int) -> Point:
         row = self._conn.execute("SELECT * FROM points WHERE id = ?", (point_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no point {point_id} in {self.path}")
         return _point(row)
 
     @_guarded
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[PointState, int]:
         """Points per state: every state but ``stopped`` always, ``stopped`` when there are some."""
-        out = dict.fromkeys((s for s in POINT_STATES if s != "stopped"), 0)
+        out = dict.fromkeys((s for s in PointState if s is not PointState.STOPPED), 0)
         for row in self._conn.execute("SELECT state, COUNT(*) AS n FROM points GROUP BY state"):
-            out[row["state"]] = int(row["n"])
+            out[PointState(row["state"])] = int(row["n"])
         return out
 
     @_guarded
-    def best(self) -> dict[str, Any] | None:
+    def best(self) -> Point | None:
         row = self._conn.execute(
             "SELECT * FROM points WHERE state = 'finished' AND loss IS NOT NULL ORDER BY loss, id LIMIT 1"
         ).fetchone()
@@ -441,23 +498,41 @@ class Store:
         A failed point is reported with the grid's failure loss (1e5) unless it has a loss, the
         way PanDA reports a point whose attempts are exhausted.
         """
-        return [[p["params"], idds_loss(p)] for p in self.points()]
+        return [[p.params, idds_loss(p)] for p in self.points()]
+
+    @_guarded
+    def history_json(self) -> str:
+        """:meth:`history` as JSON text (``[[params, loss], ...]``), built from the stored JSON of the
+        parameters without decoding them (the engine writes it every round, for 10,000s of points).
+        Read on a read-only connection of its own, so it never waits behind this store's writes."""
+        if self._reader is None:
+            self._reader = _connect(self.path, readonly=True)
+        parts = []
+        for params, state, loss in self._reader.execute("SELECT params, state, loss FROM points ORDER BY id"):
+            value = _idds_loss(PointState(state), loss)
+            parts.append(f"[{params}, {'null' if value is None else repr(float(value))}]")
+        return "[" + ", ".join(parts) + "]"
 
 
-def idds_loss(point: Mapping[str, Any]) -> float | None:
+def idds_loss(point: Point) -> float | None:
     """The loss iDDS holds for a point: its loss once final (1e5 for a failure without one), else null."""
-    if point["state"] in ("finished", "stopped"):
-        return point["loss"]
-    if point["state"] == "failed":
-        return point["loss"] if point["loss"] is not None else FAILURE_LOSS
+    return _idds_loss(point.state, point.loss)
+
+
+def _idds_loss(state: PointState, loss: float | None) -> float | None:
+    if state in (PointState.FINISHED, PointState.STOPPED):
+        return loss
+    if state is PointState.FAILED:
+        return loss if loss is not None else FAILURE_LOSS
     return None
 
 
-def _point(row: sqlite3.Row) -> dict[str, Any]:
+def _point(row: sqlite3.Row) -> Point:
     data = dict(row)
     data["params"] = json.loads(data["params"])
     data["reports"] = json.loads(data["reports"]) if data["reports"] else []
-    return data
+    data["state"] = PointState(data["state"])
+    return Point(**data)
 
 
 # ---- the registry: campaign ids across projects ------------------------------------------
@@ -490,11 +565,11 @@ def _relative(folder: str | Path) -> str:
         return match.group(1) if match else text
 
 
-def _entry(row: sqlite3.Row) -> dict[str, Any]:
+def _entry(row: sqlite3.Row) -> Registered:
     """A registry row with ``path`` resolved against this home."""
     data = dict(row)
     data["path"] = str(home() / _relative(data["path"])) if data["path"] else data["path"]
-    return data
+    return Registered(**data)
 
 
 @contextlib.contextmanager
@@ -553,7 +628,7 @@ def register_campaign(project: str, backend: str, folder_for: Any, remote_id: st
     return cid, folder
 
 
-def registered(campaign_id: int | str) -> dict[str, Any]:
+def registered(campaign_id: int | str) -> Registered:
     try:
         cid = int(campaign_id)
     except (TypeError, ValueError):
@@ -565,7 +640,7 @@ def registered(campaign_id: int | str) -> dict[str, Any]:
     return _entry(row)
 
 
-def list_registered(project: str | None = None) -> list[dict[str, Any]]:
+def list_registered(project: str | None = None) -> list[Registered]:
     with _registry() as conn:
         if conn is None:
             return []

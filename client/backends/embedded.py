@@ -43,7 +43,7 @@ class EmbeddedBackend(Backend):
         return self._start(store, options)
 
     def resume(self, store: Store, options: SubmitOptions) -> Store:
-        with driving(store.path.parent, store.campaign()["id"]):  # one driver: the loser changes nothing
+        with driving(store.path.parent, store.campaign().id):  # one driver: the loser changes nothing
             self._prepare_resume(store, options)
             if not options.detach:
                 return self._start(store, options)
@@ -51,7 +51,7 @@ class EmbeddedBackend(Backend):
 
     def _prepare_resume(self, store: Store, options: SubmitOptions) -> None:
         campaign = store.campaign()
-        settings = dict(campaign.get("settings") or {})
+        settings = dict(campaign.settings)
         settings.pop("kill_requested", None)
         if options.timeout is not None:
             settings["timeout"] = float(options.timeout)
@@ -64,7 +64,10 @@ class EmbeddedBackend(Backend):
             fields["points_per_round"] = options.n_points_per_iteration
         if options.min_unevaluated_points is not None:
             fields["min_unevaluated"] = options.min_unevaluated_points
-        store.update_campaign(**fields)
+        if campaign.status.final:  # `--resume` of an ended campaign (e.g. killed) continues it to its budget
+            store.reopen_campaign(**fields)
+        else:
+            store.update_campaign(**fields)
 
     def _start(self, store: Store, options: SubmitOptions) -> Store:
         if options.detach:

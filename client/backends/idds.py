@@ -125,9 +125,9 @@ class IddsService:
 
     @classmethod
     def of(cls, store: Store) -> "IddsService":
-        s = (store.campaign().get("settings") or {}).get("idds") or {}
+        s = store.campaign().settings.get("idds") or {}
         if not s.get("host") or not s.get("workload_id"):
-            raise CampaignError(f"campaign {store.campaign()['id']} has no iDDS request")
+            raise CampaignError(f"campaign {store.campaign().id} has no iDDS request")
         return cls(s["host"], s["workload_id"], s.get("request_id"))
 
 
@@ -164,13 +164,13 @@ class IddsSteering(BaseSteering):
         """PUT the loss of every final point that iDDS (as last read) has none for; once per point."""
         sent = 0
         for p in self.store.points(FINAL_STATES):
-            if p["id"] in self._sent or p["id"] not in self._remote or self._remote[p["id"]] is not None:
+            if p.id in self._sent or p.id not in self._remote or self._remote[p.id] is not None:
                 continue
             loss = idds_loss(p)
-            self.service.put_loss(p["id"], loss)
-            self.log(f"PUT point {p['id']} loss {loss!r}")
-            self._sent.add(p["id"])
-            self._remote[p["id"]] = loss
+            self.service.put_loss(p.id, loss)
+            self.log(f"PUT point {p.id} loss {loss!r}")
+            self._sent.add(p.id)
+            self._remote[p.id] = loss
             sent += 1
         self.puts += sent
         return sent
@@ -178,10 +178,10 @@ class IddsSteering(BaseSteering):
     def reconcile(self) -> None:
         """Before the engine (re)starts: iDDS's losses win over the store, the store's final losses go to iDDS."""
         points = self.refresh()
-        local = {p["id"]: p for p in self.store.points()}
+        local = {p.id: p for p in self.store.points()}
         for rp in points:
             lp = local.get(rp.id)
-            if rp.loss is None or lp is None or lp["state"] in FINAL_STATES:
+            if rp.loss is None or lp is None or lp.state.final:
                 continue
             if rp.loss >= FAILURE_LOSS or not math.isfinite(rp.loss):
                 self.store.fail_point(rp.id, f"failed (iDDS holds the loss {rp.loss:g})", loss=None)
@@ -246,7 +246,7 @@ def _campaign_log(store: Store) -> Callable[[str], None]:
 
 
 def _mode(store: Store) -> str:
-    return store.campaign().get("mode") or "min"
+    return store.campaign().mode or "min"
 
 
 class IddsBackend(EmbeddedBackend):
@@ -288,7 +288,7 @@ class IddsBackend(EmbeddedBackend):
         workflow = build_workflow(spec)
         store = create_campaign(project_name, self.name, options)
         service = IddsService(host, spec.workload_id)
-        settings = dict(store.campaign()["settings"])
+        settings = dict(store.campaign().settings)
         settings.update(steering_timeout=STEERING_TIMEOUT, idds={"host": host, "workload_id": spec.workload_id,
                                                                  "request_id": None, "work": spec.describe()})
         store.update_campaign(settings=settings, remote_id=str(spec.workload_id))
@@ -308,7 +308,7 @@ class IddsBackend(EmbeddedBackend):
 
     def run(self, store: Store, options: SubmitOptions) -> Store:
         store = super().run(store, options)
-        if self._steering is not None and store.campaign()["status"] in ("finished", "interrupted", "killed"):
+        if self._steering is not None and store.campaign().status in ("finished", "interrupted", "killed"):
             try:  # the last round's losses (the engine ends before asking iDDS again)
                 self._steering.refresh()
                 self._steering.send_losses()
@@ -317,16 +317,16 @@ class IddsBackend(EmbeddedBackend):
         return store
 
     def make_runner(self, store: Store, options: SubmitOptions) -> Any:
-        address = options.ray_address or (store.campaign().get("settings") or {}).get("ray_address")
+        address = options.ray_address or store.campaign().settings.get("ray_address")
         if address:
             from ..engine import RayRunner
 
-            return RayRunner(Path((store.campaign().get("settings") or {}).get("project_dir")), address=address)
+            return RayRunner(Path(store.campaign().settings.get("project_dir")), address=address)
         return super().make_runner(store, options)
 
     def kill(self, store: Store) -> None:
         """Stop the local driver and its jobs, then abort the iDDS request (by request id)."""
-        status = store.campaign()["status"]
+        status = store.campaign().status
         if status not in ("finished", "failed", "killed"):
             kill_campaign(store)
         service = IddsService.of(store)
@@ -335,13 +335,13 @@ class IddsBackend(EmbeddedBackend):
         try:
             service.abort()
         except GridError as exc:
-            raise GridError(f"campaign {store.campaign()['id']} stopped here, but iDDS did not abort request "
+            raise GridError(f"campaign {store.campaign().id} stopped here, but iDDS did not abort request "
                             f"{service.request_id}: {exc}") from None
 
     def refresh(self, store: Store) -> None:
         """Points and losses from iDDS into the store, when no driver is mirroring them live."""
         campaign = store.campaign()
-        if driver_alive(campaign.get("pid")) and campaign["status"] in ("running", "created"):
+        if driver_alive(campaign.pid) and campaign.status.active:
             return
         steering = IddsSteering(IddsService.of(store), store, log=_campaign_log(store))
         points = steering.refresh()

@@ -23,6 +23,7 @@ from hpogrid.common import FAILURE_LOSS, metric_of
 from .. import campaigns, projects
 from ..errors import CampaignError, GridError
 from ..grid.auth import voms_nickname
+from ..records import PointState
 from ..store import Store
 from .base import Backend, Plan, RemoteTask, SubmitOptions
 
@@ -110,7 +111,7 @@ class PandaBackend(Backend):
                       "site": task.task_params.get("site") or task.task_params.get("includedSite"),
                       "seed": options.seed if options.seed is not None else hpo.get("seed")},
         )
-        self.echo(f"submitted jediTaskID={task_id} (outDS {task.out_ds}); campaign {store.campaign()['id']}")
+        self.echo(f"submitted jediTaskID={task_id} (outDS {task.out_ds}); campaign {store.campaign().id}")
         return store
 
     def resume(self, store: Store, options: SubmitOptions) -> Store:
@@ -133,7 +134,7 @@ class PandaBackend(Backend):
         task_id = _task_id(store)
         auth.check_credential()
         message = panda.retry_task(task_id)
-        store.update_campaign(status="running", ended=None, message=f"retry requested: {message}")
+        store.follow_remote("running", ended=None, message=f"retry requested: {message}")
         self.echo(f"task {task_id}: retry requested ({message})")
         return store
 
@@ -201,7 +202,7 @@ class PandaBackend(Backend):
         credential = auth.check_credential()
         status = panda.task_status(task_id)
         metadata = panda.job_metadata(task_id)
-        if (store.campaign().get("settings") or {}).get("kind") == "run":  # `hpogrid run`: no iDDS request
+        if store.campaign().settings.get("kind") == "run":  # `hpogrid run`: no iDDS request
             apply_run_results(store, status, metadata)
             return
         points = idds.hyperparameters(task_id, credential)
@@ -217,9 +218,9 @@ def _grid_configured() -> bool:
 
 
 def _task_id(store: Store) -> int:
-    remote = store.campaign().get("remote_id")
+    remote = store.campaign().remote_id
     if not remote:
-        raise CampaignError(f"campaign {store.campaign()['id']} has no PanDA task id")
+        raise CampaignError(f"campaign {store.campaign().id} has no PanDA task id")
     return int(remote)
 
 
@@ -247,8 +248,8 @@ def apply_grid_results(store: Store, task_status: str, points: list[dict[str, An
                        metadata: list[dict[str, Any]]) -> None:
     """Write what PanDA and iDDS report into the store (idempotent; finished points stay as they are)."""
     campaign = store.campaign()
-    mode = campaign.get("mode") or "min"
-    known = {p["id"]: p for p in store.points()}
+    mode = campaign.mode or "min"
+    known = {p.id: p for p in store.points()}
     results = _job_results(metadata)
     new = [p for p in points if p["id"].isdigit() and int(p["id"]) not in known]
     if new:
@@ -258,7 +259,7 @@ def apply_grid_results(store: Store, task_status: str, points: list[dict[str, An
             continue
         pid, loss = int(p["id"]), p["loss"]
         current = known.get(pid)
-        if current is not None and current["state"] in ("finished", "failed"):
+        if current is not None and current.state in (PointState.FINISHED, PointState.FAILED):
             continue
         if loss is None:
             continue
@@ -285,9 +286,9 @@ def apply_grid_results(store: Store, task_status: str, points: list[dict[str, An
                                message=meta.get("message") or "", started=started, ended=ended)
     state = campaign_status(task_status)
     fields: dict[str, Any] = {"status": state, "message": f"PanDA task status: {task_status}"}
-    if task_status in FINAL_TASK_STATES and not campaign.get("ended"):
+    if task_status in FINAL_TASK_STATES and not campaign.ended:
         fields["ended"] = time.time()
-    store.update_campaign(**fields)
+    store.follow_remote(**fields)
 
 
 RUN_POINT_STRIDE = 100_000  # point id of trial i of the j-th job in a `run` campaign: j * stride + i + 1
@@ -296,7 +297,7 @@ RUN_POINT_STRIDE = 100_000  # point id of trial i of the j-th job in a `run` cam
 def apply_run_results(store: Store, task_status: str, metadata: list[dict[str, Any]]) -> None:
     """An ``hpogrid run`` campaign: every trial of every job (its ``userJobMetadata.json``) as a point."""
     campaign = store.campaign()
-    known = {p["id"] for p in store.points()}
+    known = {p.id for p in store.points()}
     # jobs are numbered 1, 2, ... by PandaID (new PandaIDs only grow: the numbers of known jobs stay)
     rank = {pid: n for n, pid in enumerate(sorted(int(r["PandaID"]) for r in metadata), start=1)}
     for row in metadata:
@@ -304,7 +305,7 @@ def apply_run_results(store: Store, task_status: str, metadata: list[dict[str, A
         if not isinstance(meta, dict) or not isinstance(meta.get("result"), dict):
             continue  # a job still running has an empty metadata file
         names = meta.get("hyperparameters") or []
-        metric_name = meta.get("metric") or campaign.get("metric") or "loss"
+        metric_name = meta.get("metric") or campaign.metric or "loss"
         job = rank[int(row["PandaID"])]
         for key, trial in sorted(meta["result"].items(), key=lambda kv: int(kv[0])):
             pid = job * RUN_POINT_STRIDE + int(key) + 1
@@ -323,6 +324,6 @@ def apply_run_results(store: Store, task_status: str, metadata: list[dict[str, A
                 store.fail_point(pid, trial.get("message") or "the trial failed", loss=loss, metric=metric, host=host)
     state = campaign_status(task_status)
     fields: dict[str, Any] = {"status": state, "message": f"PanDA task status: {task_status}"}
-    if task_status in FINAL_TASK_STATES and not campaign.get("ended"):
+    if task_status in FINAL_TASK_STATES and not campaign.ended:
         fields["ended"] = time.time()
-    store.update_campaign(**fields)
+    store.follow_remote(**fields)

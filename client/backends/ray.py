@@ -24,5 +24,5 @@ class RayBackend(EmbeddedBackend):
     def make_runner(self, store: Store, options: SubmitOptions) -> BaseJobRunner:
         from ..engine import RayRunner
 
-        address = options.ray_address or (store.campaign().get("settings") or {}).get("ray_address")
+        address = options.ray_address or store.campaign().settings.get("ray_address")
         return RayRunner(project_dir_of(store), address=address)

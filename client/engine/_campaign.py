@@ -13,6 +13,7 @@ from typing import Any
 from .. import campaigns, projects
 from ..errors import CampaignError, UsageError
 from ..home import atomic_write_json
+from ..records import CampaignState, PointState
 from ..store import Store
 from ._jobs import JobState, job_state, signal_group
 from ._lock import driver_pid
@@ -99,8 +100,8 @@ def create_campaign(project_name: str, backend: str, options: Any) -> Store:
 
 def project_dir_of(store: Store) -> Path:
     campaign = store.campaign()
-    folder = (campaign.get("settings") or {}).get("project_dir")
-    return Path(folder) if folder else projects.path(campaign["project"])
+    folder = campaign.settings.get("project_dir")
+    return Path(folder) if folder else projects.path(campaign.project)
 
 
 def driver_alive(pid: int | None) -> bool:
@@ -128,25 +129,23 @@ def check_resumable(store: Store) -> None:
     campaign = store.campaign()
     pid = driver_pid(store.path.parent)
     if pid is not None and pid != os.getpid():
-        raise CampaignError(f"campaign {campaign['id']} is being driven by pid {pid}; "
-                            f"wait for it to end or stop it with `hpogrid tasks kill {campaign['id']}`")
+        raise CampaignError(f"campaign {campaign.id} is being driven by pid {pid}; "
+                            f"wait for it to end or stop it with `hpogrid tasks kill {campaign.id}`")
 
 
 def kill_campaign(store: Store, wait: float = 30.0) -> str:
     """Stop a campaign: its driver (if alive) terminates the running jobs and records them; a campaign
     whose driver is gone is marked killed here. Returns the final status."""
     campaign = store.campaign()
-    if campaign["status"] in ("finished", "failed", "killed"):
-        raise CampaignError(f"campaign {campaign['id']} has already ended ({campaign['status']})")
-    settings = dict(campaign.get("settings") or {})
-    settings["kill_requested"] = True
-    store.update_campaign(settings=settings)
-    pid = campaign.get("pid")
+    if campaign.status.final:
+        raise CampaignError(f"campaign {campaign.id} has already ended ({campaign.status})")
+    store.update_campaign(settings={**campaign.settings, "kill_requested": True})
+    pid = campaign.pid
     if driver_alive(pid) and pid != os.getpid():
         os.kill(int(pid), signal.SIGTERM)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if store.campaign()["status"] not in ("running", "created") or not driver_alive(pid):
+            if not store.campaign().status.active or not driver_alive(pid):
                 break
             time.sleep(0.1)
         else:
@@ -156,23 +155,23 @@ def kill_campaign(store: Store, wait: float = 30.0) -> str:
             if not driver_alive(pid):
                 break
             time.sleep(0.05)
-    status = store.campaign()["status"]
-    if status in ("running", "created", "interrupted"):
+    status = store.campaign().status
+    if not status.final:
         # the driver is gone: its jobs outlive it (they are adopted at resume); a kill ends them
         _stop_orphans(store, wait)
         # jobs without a result go back to proposed; a job that wrote its
         # output.json stays running, for the next resume to harvest (never evaluated twice)
-        for p in store.points(["running"]):
-            if not (p["job_dir"] and (Path(p["job_dir"]) / "output.json").exists()):
-                store.requeue_point(p["id"], "the campaign was killed while the job ran")
-        store.update_campaign(status="killed", ended=time.time(), message="killed by `hpogrid tasks kill`")
-    return store.campaign()["status"]
+        for p in store.points([PointState.RUNNING]):
+            if not (p.job_dir and (Path(p.job_dir) / "output.json").exists()):
+                store.requeue_point(p.id, "the campaign was killed while the job ran")
+        store.update_campaign(status=CampaignState.KILLED, ended=time.time(), message="killed by `hpogrid tasks kill`")
+    return store.campaign().status
 
 
 def _stop_orphans(store: Store, wait: float) -> None:
     """SIGTERM the jobs of a dead driver that still run (a job with its final metric keeps it),
     SIGKILL those still there after ``wait`` seconds."""
-    folders = [Path(p["job_dir"]) for p in store.points(["running"]) if p["job_dir"]]
+    folders = [Path(p.job_dir) for p in store.points([PointState.RUNNING]) if p.job_dir]
     for sig, patience in ((signal.SIGTERM, wait), (signal.SIGKILL, 5.0)):
         live = [(f, pid) for f in folders for state, pid in [job_state(f)] if state is JobState.RUNNING and pid]
         for _, pid in live:

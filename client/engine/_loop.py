@@ -34,6 +34,7 @@ from hpogrid.steering.program import MAX_POINTS_PER_ROUND
 
 from ..errors import CampaignError
 from ..home import atomic_write_json, atomic_write_text
+from ..records import Campaign, CampaignState, Point, PointState, RoundState
 from ..store import StorageError, translated
 from ._jobs import BaseJobRunner, ForkServerRunner, Job, JobExit, clean_dir
 from ._lock import driving
@@ -64,14 +65,14 @@ class EngineSettings:
     max_failures: int = 0  # stop (failed) after this many points failed in a row in one run; 0: never
 
     @classmethod
-    def from_campaign(cls, campaign: dict[str, Any]) -> "EngineSettings":
-        s = campaign.get("settings") or {}
+    def from_campaign(cls, campaign: Campaign) -> "EngineSettings":
+        s = campaign.settings
         return cls(
-            max_points=int(campaign["max_points"]),
-            max_concurrent=int(campaign["max_concurrent"]),
-            points_per_round=int(campaign.get("points_per_round") or DEFAULTS["points_per_round"]),
-            min_unevaluated=int(campaign.get("min_unevaluated") or 0),
-            max_attempts=int(campaign.get("max_attempts") or DEFAULTS["max_attempts"]),
+            max_points=int(campaign.max_points or 0),
+            max_concurrent=int(campaign.max_concurrent or 0),
+            points_per_round=int(campaign.points_per_round or DEFAULTS["points_per_round"]),
+            min_unevaluated=int(campaign.min_unevaluated or 0),
+            max_attempts=int(campaign.max_attempts or DEFAULTS["max_attempts"]),
             timeout=s.get("timeout") or DEFAULT_TIMEOUT,
             steering_attempts=int(s.get("steering_attempts") or DEFAULTS["steering_attempts"]),
             steering_timeout=float(s.get("steering_timeout") or 900.0),
@@ -96,7 +97,7 @@ class Progress:
     metric_name: str = "loss"
     started: float = field(default_factory=time.time)
     done_at_start: int = 0
-    status: str = "running"
+    status: CampaignState = CampaignState.RUNNING
     message: str | None = None
     last_failure: str | None = None  # the latest failed point's reason
     failure_reasons: dict[str, int] = field(default_factory=dict)  # reason -> failed points
@@ -207,7 +208,7 @@ class Engine:
         self.project_dir = Path(project_dir).resolve()
         self.folder = Path(store.path).parent.resolve()
         campaign = store.campaign()
-        self.campaign_id = str(campaign["id"])
+        self.campaign_id = str(campaign.id)
         self.settings = settings or EngineSettings.from_campaign(campaign)
         if config_path is None:
             own = self.folder / "project.json"
@@ -216,16 +217,16 @@ class Engine:
         config = read_json_or_none(self.config_path) or {}
         self.opt_space = config.get("search_space")
         hpo = config.get("hpo_config") or {}
-        self.mode = hpo.get("mode", campaign.get("mode") or "min")
-        self.metric_name = hpo.get("metric", campaign.get("metric") or "loss")
+        self.mode = hpo.get("mode", campaign.mode or "min")
+        self.metric_name = hpo.get("metric", campaign.metric or "loss")
         self.runner = runner or ForkServerRunner(log=self.folder / "forkserver.log", project_dir=self.project_dir)
-        command = (campaign.get("settings") or {}).get("steering_command")
+        command = campaign.settings.get("steering_command")
         self.steering = steering or (CommandSteering(command, env={"HPOGRID_PROJECT_DIR": str(self.project_dir)})
                                      if command else WarmSteering(self.config_path, log=self.folder / "steering.log"))
         self.on_progress = on_progress
         self.handle_signals = handle_signals
         self.job_env = {"HPOGRID_PROJECT_DIR": str(self.project_dir), **(job_env or {})}
-        self._stop: tuple[str, str] | None = None  # (campaign status, message)
+        self._stop: tuple[CampaignState, str] | None = None  # (campaign status, message)
         self._force = False
         self._running: dict[str, _Running] = {}
         self._queue: list[int] = []  # proposed points, in launch order
@@ -233,19 +234,19 @@ class Engine:
         self._failures: dict[int, int] = {}
         self._params: dict[int, dict[str, Any]] = {}
         self._round: tuple[int, int, int, float] | None = None  # (round id, attempt, n, started)
-        self._reader: Any = None  # read-only connection for %IN
         self._exhausted = False
         self._steering_error: str | None = None
         self._failed_in_a_row = 0  # points failed one after the other in this run (max_failures)
         self.progress = Progress(self.campaign_id, self.settings.max_points, metric_name=self.metric_name,
-                                 seed=(campaign.get("settings") or {}).get("seed"))
+                                 seed=campaign.settings.get("seed"))
 
     # ---- public ------------------------------------------------------------------------
-    def request_stop(self, message: str = "interrupted", status: str = "interrupted") -> None:
+    def request_stop(self, message: str = "interrupted",
+                     status: CampaignState | str = CampaignState.INTERRUPTED) -> None:
         """Stop soon: running jobs are terminated and go back to proposed (safe from a signal handler)."""
         if self._stop is not None:
             self._force = True
-        self._stop = (status, message)
+        self._stop = (CampaignState(status), message)
 
     def run(self) -> Progress:
         """Run (or resume) the campaign until its budget is spent, the search ends, or a stop.
@@ -255,15 +256,15 @@ class Engine:
 
     def _run(self) -> Progress:
         previous = self._install_signals()
-        status, message = "failed", "the engine stopped on an error"
+        status, message = CampaignState.FAILED, "the engine stopped on an error"
         try:
             self._begin()
             self._loop()
             status, message = self._final_status()
         except BaseException as exc:
-            status, message = "failed", f"engine error: {type(exc).__name__}: {exc}"
+            status, message = CampaignState.FAILED, f"engine error: {type(exc).__name__}: {exc}"
             if isinstance(exc, KeyboardInterrupt):
-                status, message = "interrupted", "interrupted"
+                status, message = CampaignState.INTERRUPTED, "interrupted"
             raise
         finally:
             self._shutdown(status, message)
@@ -274,49 +275,49 @@ class Engine:
     def _begin(self) -> None:
         campaign = self.store.campaign()
         now = time.time()
-        self.store.update_campaign(status="running", pid=os.getpid(), started=campaign.get("started") or now,
+        self.store.update_campaign(status=CampaignState.RUNNING, pid=os.getpid(), started=campaign.started or now,
                                    ended=None, message=None)
         self.store.keep_reserve()  # a full disk later: the campaign's end can still be recorded
         for r in self.store.rounds():
-            if r["status"] == "running":
-                self.store.end_round(r["id"], "lost", n_proposed=r["n_proposed"] or 0, attempts=r["attempts"] or 0,
+            if r.status is RoundState.RUNNING:
+                self.store.end_round(r.id, RoundState.LOST, n_proposed=r.n_proposed or 0, attempts=r.attempts or 0,
                                      message="the driver stopped during this round")
-            elif r["status"] == "finished" and (r["n_proposed"] or 0) == 0:
+            elif r.status is RoundState.FINISHED and (r.n_proposed or 0) == 0:
                 self._exhausted = True
         self.runner.open()  # (a fork server first waits for the one of a dead driver to be gone)
         points = self.store.points()
         for p in points:
-            if p["state"] not in ("finished", "failed"):
-                self._attempts[p["id"]] = p["attempts"]
-            if p["state"] == "running":
+            if p.state not in (PointState.FINISHED, PointState.FAILED):
+                self._attempts[p.id] = p.attempts
+            if p.state is PointState.RUNNING:
                 self._recover(p)
         del points
-        for p in self.store.points(["proposed"]):
-            self._queue.append(p["id"])
-            self._params[p["id"]] = p["params"]
-            if p["attempts"]:
-                self._failures[p["id"]] = self._count_failures(p["id"])
+        for p in self.store.points([PointState.PROPOSED]):
+            self._queue.append(p.id)
+            self._params[p.id] = p.params
+            if p.attempts:
+                self._failures[p.id] = self._count_failures(p.id)
         c = self.store.counts()
-        self.progress.finished, self.progress.failed = c["finished"], c["failed"]
+        self.progress.finished, self.progress.failed = c[PointState.FINISHED], c[PointState.FAILED]
         self.progress.generated = sum(c.values())
         self.progress.done_at_start = self.progress.done
         self.progress.rounds = len(self.store.rounds())
         best = self.store.best()
         self.progress.best = _best_view(best, self.mode) if best else None
-        for p in self.store.points(["failed"]):
-            self.progress.count_failure(p["message"])
+        for p in self.store.points([PointState.FAILED]):
+            self.progress.count_failure(p.message)
         self._publish()
 
-    def _recover(self, p: dict[str, Any]) -> None:
+    def _recover(self, p: Point) -> None:
         """A point left running by a driver that died: follow its job if it still runs (jobs outlive
         their driver), else harvest its result, or requeue it."""
-        attempt = p["attempts"]
-        workdir = Path(p["job_dir"]) if p["job_dir"] else self._job_dir(p["id"], attempt)
-        self._params[p["id"]] = p["params"]
-        self._failures[p["id"]] = self._count_failures(p["id"], exclude=attempt)
-        job = self._job(p["id"], attempt, workdir)
+        attempt = p.attempts
+        workdir = Path(p.job_dir) if p.job_dir else self._job_dir(p.id, attempt)
+        self._params[p.id] = p.params
+        self._failures[p.id] = self._count_failures(p.id, exclude=attempt)
+        job = self._job(p.id, attempt, workdir)
         if self.runner.adopt(job):
-            started = p.get("started") or time.time()
+            started = p.started or time.time()
             deadline = (time.monotonic() + started - time.time() + self.settings.timeout + self.settings.kill_grace
                         if self.settings.timeout else None)
             self._running[job.key] = _Running(job, started, deadline)
@@ -324,7 +325,7 @@ class Engine:
         outcome = judge(workdir, None)
         if outcome.kind == "interrupted" and not (workdir / "output.json").exists():
             outcome.message = "the driver stopped while the job ran; no output.json"
-        self._record(p["id"], attempt, workdir, outcome, recovered=True)
+        self._record(p.id, attempt, workdir, outcome, recovered=True)
 
     def _count_failures(self, point_id: int, exclude: int | None = None) -> int:
         n = 0
@@ -400,16 +401,16 @@ class Engine:
             return True
         return self.progress.generated >= self.settings.max_points
 
-    def _final_status(self) -> tuple[str, str | None]:
+    def _final_status(self) -> tuple[CampaignState, str | None]:
         if self._stop is not None:
             return self._stop
         if self._steering_error is not None:
-            return "failed", self._steering_error
+            return CampaignState.FAILED, self._steering_error
         p = self.progress
         message = f"{p.finished} finished, {p.failed} failed of {p.generated} points"
         if self._exhausted and p.generated < self.settings.max_points:
             message += " (the steering ended the search)"
-        return "finished", message
+        return CampaignState.FINISHED, message
 
     # ---- rounds ------------------------------------------------------------------------
     def _maybe_start_round(self) -> None:
@@ -462,11 +463,11 @@ class Engine:
                     f.write(f"attempt {attempt}: {error}\n")
                 self._start_round(round_id, attempt + 1, n)
                 return
-            self.store.end_round(round_id, "failed", attempts=attempt, message=error)
+            self.store.end_round(round_id, RoundState.FAILED, attempts=attempt, message=error)
             self._steering_error = f"the steering failed {attempt} times in round {round_id}: {error}"
             return
         ids = self.store.add_points(points, round_id=round_id) if points else []
-        self.store.end_round(round_id, "finished", n_proposed=len(ids), attempts=attempt,
+        self.store.end_round(round_id, RoundState.FINISHED, n_proposed=len(ids), attempts=attempt,
                              message=None if ids else "the steering returned [] (search over)")
         self.store.checkpoint()  # a safe point: the WAL goes into store.db (docs/CONTRACTS.md)
         self._round = None
@@ -486,22 +487,8 @@ class Engine:
 
     def _history_text(self) -> str:
         """%IN as iDDS writes it: every point so far, ``[params, loss]`` (null = pending; a failed point
-        without a loss = 1e5), built from the stored JSON text without decoding 10,000 dicts per round
-        (same content as ``Store.history()``)."""
-        if self._reader is None:
-            import sqlite3
-
-            self._reader = sqlite3.connect(f"file:{self.store.path}?mode=ro", uri=True, timeout=30)
-        parts = []
-        for params, state, loss in self._reader.execute("SELECT params, state, loss FROM points ORDER BY id"):
-            if state == "finished":
-                value = "null" if loss is None else repr(float(loss))
-            elif state == "failed":
-                value = repr(float(loss)) if loss is not None else repr(FAILURE_LOSS)
-            else:
-                value = "null"
-            parts.append(f"[{params}, {value}]")
-        return '{"points": [' + ", ".join(parts) + '], "opt_space": ' + json.dumps(self.opt_space) + "}\n"
+        without a loss = 1e5), from ``Store.history_json()``."""
+        return '{"points": ' + self.store.history_json() + ', "opt_space": ' + json.dumps(self.opt_space) + "}\n"
 
     def _read_out(self, path: Path, n: int) -> tuple[list[dict[str, Any]], str | None]:
         if not path.exists():
@@ -584,7 +571,7 @@ class Engine:
             best = self.progress.best
             if best is None or outcome.loss < best["loss"]:
                 self.progress.best = {"id": point_id, "loss": outcome.loss, "metric": metric,
-                                      "params": self._params.get(point_id) or self.store.point(point_id)["params"]}
+                                      "params": self._params.get(point_id) or self.store.point(point_id).params}
             self._forget(point_id)
         elif outcome.kind == "failed" and final:
             why = outcome.message if not outcome.retryable or self.settings.max_attempts == 1 else \
@@ -598,7 +585,7 @@ class Engine:
             limit = self.settings.max_failures
             if limit and self._failed_in_a_row >= limit and self._stop is None:
                 self.request_stop(f"stopped after {self._failed_in_a_row} points failed in a row (max_failures "
-                                  f"{limit}); last reason: {why}", status="failed")
+                                  f"{limit}); last reason: {why}", status=CampaignState.FAILED)
         else:
             if outcome.kind == "failed":
                 self._failures[point_id] = failures
@@ -637,19 +624,15 @@ class Engine:
                 self.runner.close()
             finally:
                 self.steering.close()
-                if self._reader is not None:
-                    self._reader.close()
-                    self._reader = None
                 if self._round is not None:
                     try:
-                        self.store.end_round(self._round[0], "interrupted", attempts=self._round[1], message=message)
+                        self.store.end_round(self._round[0], RoundState.INTERRUPTED, attempts=self._round[1], message=message)
                     except StorageError:  # a full disk: the campaign's status below comes first
                         pass
                     self._round = None
-                if status != "finished" and self._stop is not None:
-                    settings = self.store.campaign().get("settings") or {}
-                    if settings.get("kill_requested"):
-                        status, message = "killed", "killed by `hpogrid tasks kill`"
+                if status != CampaignState.FINISHED and self._stop is not None:
+                    if self.store.campaign().settings.get("kill_requested"):
+                        status, message = CampaignState.KILLED, "killed by `hpogrid tasks kill`"
                 self.store.update_campaign(status=status, ended=time.time(), message=message)
                 self.store.release_reserve()
                 self.store.checkpoint()
@@ -681,8 +664,8 @@ class Engine:
             self.on_progress(self.progress)
 
 
-def _best_view(point: dict[str, Any], mode: str) -> dict[str, Any]:
-    metric = point.get("metric")
-    if metric is None and point.get("loss") is not None:
-        metric = metric_of(point["loss"], mode)
-    return {"id": point["id"], "loss": point["loss"], "metric": metric, "params": point["params"]}
+def _best_view(point: Point, mode: str) -> dict[str, Any]:
+    metric = point.metric
+    if metric is None and point.loss is not None:
+        metric = metric_of(point.loss, mode)
+    return {"id": point.id, "loss": point.loss, "metric": metric, "params": point.params}

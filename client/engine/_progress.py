@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
+from ..records import CampaignState
 from ._loop import Progress
 
 __all__ = ["LiveDisplay", "PlainDisplay", "make_display", "format_duration", "summary_lines", "failure_lines"]
@@ -60,7 +61,7 @@ def failure_lines(reasons: dict[str, int], limit: int = REASONS_SHOWN) -> list[s
 def summary_lines(p: Progress) -> list[str]:
     lines = [f"campaign {p.campaign_id} {p.status}: {p.finished} finished, {p.failed} failed of {p.total} points "
              f"in {format_duration(p.elapsed)}" + (f", seed {p.seed}" if p.seed is not None else "")
-             + (f" ({p.message})" if p.message and p.status != "finished" else "")]
+             + (f" ({p.message})" if p.message and p.status != CampaignState.FINISHED else "")]
     lines += [line.replace("{id}", str(p.campaign_id)) for line in failure_lines(p.failure_reasons)]
     if p.best is None:
         lines.append("best point: none (no point has a result)")
@@ -131,7 +132,7 @@ class LiveDisplay:
             self._live.start()
             self._started = True
         now = time.monotonic()
-        if now - self._last >= 0.25 or p.status != "running":
+        if now - self._last >= 0.25 or p.status != CampaignState.RUNNING:
             self._last = now
             self._live.update(self._render(p))
 

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..records import Point, PointState
+
 META_LIMIT = 1_000_000
 
 
@@ -28,19 +30,19 @@ def _hpogrid() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "hpogrid.client.cli"]
 
 
-def summary(project: dict[str, Any], points: list[dict[str, Any]], started: float, ended: float,
+def summary(project: dict[str, Any], points: list[Point], started: float, ended: float,
             status: int) -> dict[str, Any]:
     hpo = project["hpo_config"]
-    finished = [p for p in points if p["state"] == "finished" and p["loss"] is not None]
-    best = min(finished, key=lambda p: (p["loss"], p["id"])) if finished else None
+    finished = [p for p in points if p.state is PointState.FINISHED and p.loss is not None]
+    best = min(finished, key=lambda p: (p.loss, p.id)) if finished else None
     metric = hpo.get("metric", "loss")
     result = {}
     for i, p in enumerate(points):
-        row = dict(p["params"])
-        row[metric] = p["metric"] if p["metric"] is not None else p["loss"]
-        row.update(loss=p["loss"], state=p["state"], message=p["message"] or "")
-        if p.get("started") is not None and p.get("ended") is not None:
-            row["time_s"] = round(p["ended"] - p["started"], 4)
+        row = dict(p.params)
+        row[metric] = p.metric if p.metric is not None else p.loss
+        row.update(loss=p.loss, state=p.state.value, message=p.message or "")
+        if p.started is not None and p.ended is not None:
+            row["time_s"] = round(p.ended - p.started, 4)
         result[str(i)] = row
     return {
         "project_name": project["project_name"],
@@ -49,8 +51,8 @@ def summary(project: dict[str, Any], points: list[dict[str, Any]], started: floa
         "start_timestamp": round(started, 3), "task_time_s": round(ended - started, 3),
         "hyperparameters": sorted(project["search_space"]), "metric": metric, "mode": hpo.get("mode"),
         "seed": hpo.get("seed"),
-        "best_config": best["params"] if best else None,
-        "best_metric_score": (best["metric"] if best["metric"] is not None else best["loss"]) if best else None,
+        "best_config": best.params if best else None,
+        "best_metric_score": (best.metric if best.metric is not None else best.loss) if best else None,
         "status": status, "result": result,
     }
 

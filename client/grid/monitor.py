@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import campaigns
 from ..campaigns import parse_range
+from ..records import Registered
 from . import auth, panda
 
 __all__ = ["grid_tasks", "campaign_for_task", "GRID_COLUMNS"]
@@ -19,9 +20,9 @@ __all__ = ["grid_tasks", "campaign_for_task", "GRID_COLUMNS"]
 GRID_COLUMNS = ("jeditaskid", "status", "pctfinished", "taskname", "site", "campaign")
 
 
-def campaign_for_task(task_id: int) -> dict[str, Any] | None:
+def campaign_for_task(task_id: int) -> Registered | None:
     for entry in campaigns.for_project(None):
-        if entry.get("backend") == "panda" and str(entry.get("remote_id")) == str(task_id):
+        if entry.backend == "panda" and str(entry.remote_id) == str(task_id):
             return entry
     return None
 
@@ -39,7 +40,7 @@ def grid_tasks(*, username: str | None = None, limit: int = 1000, days: int | No
         filters["userName"] = username
     tasks = panda.list_tasks(days=days, limit=limit, filters=filters or None)
     low, high = parse_range(id_range)
-    local = {str(e.get("remote_id")): e for e in campaigns.for_project(None) if e.get("backend") == "panda"}
+    local = {str(e.remote_id): e for e in campaigns.for_project(None) if e.backend == "panda"}
     rows = []
     for t in tasks:
         tid = int(t.get("jediTaskID"))
@@ -53,7 +54,7 @@ def grid_tasks(*, username: str | None = None, limit: int = 1000, days: int | No
         entry = local.get(str(tid))
         row = {"jeditaskid": tid, "status": t.get("status"), "pctfinished": t.get("pctFinished"),
                "taskname": name, "site": t.get("site"),
-               "campaign": f"{entry['project']}#{entry['id']}" if entry else None}
+               "campaign": f"{entry.project}#{entry.id}" if entry else None}
         if metadata:
             row["metadata"] = panda.job_metadata(tid)
         rows.append(row)

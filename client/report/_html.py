@@ -340,7 +340,7 @@ def html_report(results: Results, *, importance: Any = "auto", importance_note: 
                         f'(fewer iterations); {"they are" if n_stopped != 1 else "it is"} {where}.</p>')
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     title = f"hpogrid report: {results.project}"
-    campaigns = "; ".join(f"{c['id']} ({c['backend']}, {c['status']})" for c in results.campaigns)
+    campaigns = "; ".join(f"{c.id} ({c.backend}, {c.status})" for c in results.campaigns)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"

@@ -22,6 +22,7 @@ from hpogrid.common import loss_of, metric_of
 from .. import campaigns, projects
 from ..errors import GridError, HpogridError, NotFoundError, UsageError
 from ..campaigns import parse_range
+from ..records import Campaign, Point, PointState, Registered
 from ..store import Store, StorageError, registered
 from ._deps import require
 
@@ -38,7 +39,8 @@ TAIL_COLUMNS = ("metric", "loss", "attempts", "site", "host", "started", "ended"
 FIXED_COLUMNS = LEAD_COLUMNS + TAIL_COLUMNS
 # ``stopped``: a local_run trial cut short by Ray Tune's scheduler; its metric is from fewer iterations
 # than a full run, so it is listed and counted apart from ``finished`` and never ranked or plotted with them.
-STATUS_ORDER = {"finished": 0, "stopped": 1, "failed": 2, "running": 3, "proposed": 4}
+STATUS_ORDER = {PointState.FINISHED: 0, PointState.STOPPED: 1, PointState.FAILED: 2, PointState.RUNNING: 3,
+                PointState.PROPOSED: 4}
 
 
 class NoResultsError(HpogridError):
@@ -63,7 +65,7 @@ class Results:
     params: list[str]
     param_columns: dict[str, str]
     categorical: set[str]
-    campaigns: list[dict[str, Any]]
+    campaigns: list[Campaign]
     frame: "pd.DataFrame"
     notes: list[str] = field(default_factory=list)
 
@@ -85,16 +87,16 @@ class Results:
 
     @property
     def finished(self) -> "pd.DataFrame":
-        return self.frame[self.frame["status"] == "finished"]
+        return self.frame[self.frame["status"] == PointState.FINISHED]
 
     @property
     def stopped(self) -> "pd.DataFrame":
         """Points stopped early by a scheduler (``local_run``), best first."""
-        return self.frame[self.frame["status"] == "stopped"]
+        return self.frame[self.frame["status"] == PointState.STOPPED]
 
     @property
     def failed(self) -> "pd.DataFrame":
-        return self.frame[self.frame["status"] == "failed"]
+        return self.frame[self.frame["status"] == PointState.FAILED]
 
     @property
     def rated(self) -> "pd.DataFrame":
@@ -125,11 +127,11 @@ class Results:
         """Seconds from each campaign's start to its end (or to its last result), summed."""
         total, any_ = 0.0, False
         for c in self.campaigns:
-            pts = self.frame[self.frame["campaign"] == c["id"]]
-            start = c.get("started")
+            pts = self.frame[self.frame["campaign"] == c.id]
+            start = c.started
             if start is None and pts["started"].notna().any():
                 start = float(pts["started"].min())
-            end = c.get("ended")
+            end = c.ended
             if end is None and pts["ended"].notna().any():
                 end = float(pts["ended"].max())
             if start is not None and end is not None and end >= start:
@@ -144,7 +146,7 @@ class Results:
 
     def label(self) -> str:
         """``campaign 3`` or ``campaigns 1, 2, 5``."""
-        ids = [str(c["id"]) for c in self.campaigns]
+        ids = [str(c.id) for c in self.campaigns]
         return f"campaign {ids[0]}" if len(ids) == 1 else f"campaigns {', '.join(ids)}"
 
     def point_label(self, row: Any) -> str:
@@ -164,20 +166,20 @@ class Results:
 
 
 # ---- selection ------------------------------------------------------------------------------
-def _task_names(entry: dict[str, Any], store: Store) -> list[str]:
+def _task_names(entry: Registered, store: Store) -> list[str]:
     row = store.campaign()
-    names = [str(entry["id"])]
+    names = [str(entry.id)]
     for key in ("taskname", "task_name", "outDS"):  # a PanDA task is named after its output dataset
-        if row["settings"].get(key):
-            names.append(str(row["settings"][key]))
-    if row.get("remote_id"):
-        names.append(str(row["remote_id"]))
+        if row.settings.get(key):
+            names.append(str(row.settings[key]))
+    if row.remote_id:
+        names.append(str(row.remote_id))
     return names
 
 
 def select_campaigns(project: str, *, campaign: int | str | None = None, limit: int | None = None,
                      days: float | None = None, taskname: str | None = None,
-                     id_range: str | None = None) -> list[dict[str, Any]]:
+                     id_range: str | None = None) -> list[Registered]:
     """Registry entries of the campaigns to report, oldest first.
 
     ``campaign`` picks one; otherwise, without filters, the project's latest campaign; with
@@ -191,10 +193,10 @@ def select_campaigns(project: str, *, campaign: int | str | None = None, limit: 
         raise UsageError(f"--campaign picks one campaign; it cannot be combined with {', '.join(filters)}")
     if campaign is not None:
         entry = registered(campaign)
-        if entry["project"] != project:
-            raise NotFoundError(f"campaign {campaign} belongs to project {entry['project']!r}, not {project!r}")
-        if not campaigns.store_path(Path(entry["path"])).exists():
-            raise NotFoundError(f"campaign {campaign}'s store is gone ({entry['path']})")
+        if entry.project != project:
+            raise NotFoundError(f"campaign {campaign} belongs to project {entry.project!r}, not {project!r}")
+        if not campaigns.store_path(Path(entry.path)).exists():
+            raise NotFoundError(f"campaign {campaign}'s store is gone ({entry.path})")
         return [entry]
     entries = campaigns.for_project(project)
     if not entries:
@@ -210,9 +212,9 @@ def select_campaigns(project: str, *, campaign: int | str | None = None, limit: 
     since = time.time() - days * 86400 if days is not None else None
     chosen = []
     for e in entries:
-        if lo is not None and e["id"] < lo or hi is not None and e["id"] > hi:
+        if lo is not None and e.id < lo or hi is not None and e.id > hi:
             continue
-        if since is not None and e["created"] < since:
+        if since is not None and e.created < since:
             continue
         if taskname is not None:
             with campaigns.open_entry(e, readonly=True) as store:
@@ -222,12 +224,11 @@ def select_campaigns(project: str, *, campaign: int | str | None = None, limit: 
     if limit is not None:
         chosen = chosen[-limit:]
     if not chosen:
-        ids = ", ".join(str(e["id"]) for e in entries)
+        ids = ", ".join(str(e.id) for e in entries)
         raise NoResultsError(f"no campaign of project {project!r} matches the filters (its campaigns: {ids})")
     return chosen
 
 
-_SETTLED = ("finished", "failed", "killed")
 
 
 def _refresh(store: Store, backend_name: str) -> str | None:
@@ -240,14 +241,14 @@ def _refresh(store: Store, backend_name: str) -> str | None:
     from ..backends import BACKENDS, get_backend, runs_here
 
     row = store.campaign()
-    if backend_name not in BACKENDS or runs_here(backend_name) or row["status"] in _SETTLED:
+    if backend_name not in BACKENDS or runs_here(backend_name) or row.status.final:
         return None
 
     try:
         with Store(store.path) as writable:  # ``store`` is a reader's, read-only
             get_backend(backend_name).refresh(writable)
     except GridError as exc:
-        return f"campaign {row['id']} not refreshed from the grid ({exc}); showing what was stored"
+        return f"campaign {row.id} not refreshed from the grid ({exc}); showing what was stored"
     return None
 
 
@@ -264,13 +265,13 @@ def load(project: str, *, campaign: int | str | None = None, limit: int | None =
             try:
                 store = campaigns.open_entry(e, readonly=True)
                 store.counts()
-                note = _refresh(store, e["backend"]) if refresh else None
+                note = _refresh(store, e.backend) if refresh else None
             except StorageError as exc:
                 if store is not None:
                     store.close()
                 if len(entries) == 1:
                     raise
-                notes.append(f"campaign {e['id']} left out: {exc}")
+                notes.append(f"campaign {e.id} left out: {exc}")
                 continue
             stores.append(store)
             if note is not None:
@@ -289,7 +290,7 @@ def load_stores(stores: Sequence[Store], *, project: str | None = None) -> Resul
     if not stores:
         raise NoResultsError("no campaign to report")
     rows_c = [s.campaign() for s in stores]
-    project = project or rows_c[0]["project"]
+    project = project or rows_c[0].project
     try:
         proj = projects.load(project)
     except NotFoundError:
@@ -302,7 +303,7 @@ def load_stores(stores: Sequence[Store], *, project: str | None = None) -> Resul
     order_keys: list[str] = list(space)
     for store, crow in zip(stores, rows_c):
         for p in store.points():
-            for k in p["params"]:
+            for k in p.params:
                 if k not in order_keys:
                     order_keys.append(k)
             records.append(_record(p, crow, mode))
@@ -328,7 +329,7 @@ def load_stores(stores: Sequence[Store], *, project: str | None = None) -> Resul
     done = frame.sort_values(["ended", "started", "campaign_n", "point"], na_position="last", kind="stable").index
     frame.loc[done, "order"] = range(1, len(done) + 1)
     frame["_status"] = frame["status"].map(STATUS_ORDER).fillna(9)
-    fin = frame["status"].isin(("finished", "stopped"))
+    fin = frame["status"].isin((PointState.FINISHED, PointState.STOPPED))
     frame["_key"] = loss_of(frame["metric"].where(fin), mode)
     frame = frame.sort_values(["_status", "_key", "campaign_n", "point"], na_position="last", kind="stable")
     frame = frame.drop(columns=["_status", "_key", "campaign_n"]).reset_index(drop=True)
@@ -337,13 +338,13 @@ def load_stores(stores: Sequence[Store], *, project: str | None = None) -> Resul
 
 
 # ---- helpers --------------------------------------------------------------------------------
-def _label(rows: Sequence[dict[str, Any]]) -> str:
-    ids = [str(r["id"]) for r in rows]
+def _label(rows: Sequence[Campaign]) -> str:
+    ids = [str(r.id) for r in rows]
     return f"campaign {ids[0]}" if len(ids) == 1 else f"campaigns {', '.join(ids)}"
 
 
-def _metric_and_mode(rows: Sequence[dict[str, Any]], hpo: dict[str, Any]) -> tuple[str, str]:
-    seen = {(r.get("metric") or hpo.get("metric") or "loss", r.get("mode") or hpo.get("mode") or "min") for r in rows}
+def _metric_and_mode(rows: Sequence[Campaign], hpo: dict[str, Any]) -> tuple[str, str]:
+    seen = {(r.metric or hpo.get("metric") or "loss", r.mode or hpo.get("mode") or "min") for r in rows}
     if len(seen) > 1:
         shown = ", ".join(f"{m} ({d})" for m, d in sorted(seen))
         raise UsageError(f"the selected campaigns measure different metrics ({shown}); report one with --campaign ID")
@@ -353,27 +354,27 @@ def _metric_and_mode(rows: Sequence[dict[str, Any]], hpo: dict[str, Any]) -> tup
     return metric, mode
 
 
-def _record(p: dict[str, Any], crow: dict[str, Any], mode: str) -> dict[str, Any]:
-    metric, loss = p["metric"], p["loss"]
-    if p["state"] in ("finished", "stopped"):
+def _record(p: Point, crow: Campaign, mode: str) -> dict[str, Any]:
+    metric, loss = p.metric, p.loss
+    if p.state in (PointState.FINISHED, PointState.STOPPED):
         if metric is None and loss is not None:  # grid results carry the loss only (L = metric, negated for max)
             metric = metric_of(loss, mode)
         if loss is None and metric is not None:
             loss = loss_of(metric, mode)
-    started, ended = p["started"], p["ended"]
-    if p["state"] in ("proposed", "running"):  # no result yet (a requeued point keeps an old end time)
+    started, ended = p.started, p.ended
+    if not p.state.final:  # no result yet (a requeued point keeps an old end time)
         ended = None
     duration = ended - started if started is not None and ended is not None and ended >= started else None
     try:
-        cn = int(crow["id"])
+        cn = int(crow.id)
     except (TypeError, ValueError):
         cn = 0
     return {
-        "campaign": str(crow["id"]), "campaign_n": cn, "point": int(p["id"]), "backend": crow["backend"],
-        "status": p["state"], "_params": p["params"], "metric": _num(metric), "loss": _num(loss),
-        "attempts": int(p["attempts"] or 0), "site": p.get("site"), "host": p.get("host"),
+        "campaign": str(crow.id), "campaign_n": cn, "point": int(p.id), "backend": crow.backend,
+        "status": p.state.value, "_params": p.params, "metric": _num(metric), "loss": _num(loss),
+        "attempts": int(p.attempts or 0), "site": p.site, "host": p.host,
         "started": _num(started), "ended": _num(ended), "duration_s": _num(duration),
-        "iterations": len(p["reports"] or []), "message": p.get("message") or "", "reports": p["reports"] or [],
+        "iterations": len(p.reports or []), "message": p.message or "", "reports": p.reports or [],
     }
 
 

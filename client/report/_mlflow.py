@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import HpogridError
+from ..records import PointState
 from ._deps import require
 from ._load import Results, iter_reports, point_params
 
@@ -97,7 +98,7 @@ def export(results: Results, tracking_uri: str | None = None, *, experiment: str
                     break
 
             for _, row in results.frame.iterrows():
-                if row["status"] not in ("finished", "stopped", "failed"):
+                if not PointState(row["status"]).final:
                     unfinished += 1
                     continue
                 key = point_key(row["campaign"], row["point"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from ..records import PointState
 from ._load import Results, point_params
 
 __all__ = ["EXTRA_COLUMNS", "EXTRA_ALIASES", "DEFAULT_ROWS", "render", "summary", "fmt_value", "fmt_seconds"]
@@ -105,13 +106,13 @@ def render(results: Results, *, extra: Sequence[str] = (), console: Any = None,
             console = Console(width=max(console.width, 400))
     extra = [EXTRA_ALIASES.get(e, e) for e in extra]
     extra = [e for e in dict.fromkeys(extra) if not (e == "loss" and results.loss_is_metric)]
-    rated = results.frame[results.frame["status"].isin(("finished", "stopped", "running", "proposed"))]
+    rated = results.frame[results.frame["status"] != PointState.FAILED]
     hidden = 0
     if rows and len(rated) > rows:
         rated, hidden = rated.iloc[:rows], len(rated) - rows
     arrow = "↓" if results.mode == "min" else "↑"
     if not rated.empty:
-        table = Table(title=f"{results.project}: {results.label()} ({results.campaigns[0]['backend']})"
+        table = Table(title=f"{results.project}: {results.label()} ({results.campaigns[0].backend})"
                       if len(results.campaigns) == 1 else f"{results.project}: {results.label()}",
                       header_style="bold", show_lines=False)
         table.add_column("#", justify="right")
@@ -126,7 +127,7 @@ def render(results: Results, *, extra: Sequence[str] = (), console: Any = None,
                              overflow="fold")
         rank = 0
         for _, row in rated.iterrows():
-            finished = row["status"] == "finished" and not math.isnan(row["metric"])
+            finished = row["status"] == PointState.FINISHED and not math.isnan(row["metric"])
             rank += finished
             mark = Text("★ 1", style="bold green") if finished and rank == 1 else Text(str(rank) if finished else "")
             cells = [mark, results.point_label(row)]
