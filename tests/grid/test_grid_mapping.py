@@ -75,3 +75,28 @@ def test_run_job_metadata_into_the_store(tmp_path: Path):
     assert points[1]["state"] == "failed" and points[1]["message"] == "boom"
     apply_run_results(store, "done", meta)
     assert store.campaign()["status"] == "finished"
+
+
+def test_a_non_finite_loss_from_idds_is_a_failure_with_its_reason(tmp_path: Path):
+    """A payload that returned NaN (or inf) has a result: the point is failed with the reason, never pending."""
+    store = Store.create(tmp_path / "store.db", id="3", project="p", backend="panda", mode="min", metric="loss",
+                         remote_id="500003", status="running", max_points=2)
+    points = [{"id": "1", "parameters": {"x": 1}, "loss": float("nan")},
+              {"id": "2", "parameters": {"x": 2}, "loss": float("inf")}]
+    apply_grid_results(store, "running", points, [])
+    first, second = store.points()
+    assert (first.state, second.state) == ("failed", "failed")
+    assert "non-finite loss (nan)" in first.message and "non-finite loss (inf)" in second.message
+    assert first.loss is None and store.counts()["failed"] == 2
+
+
+def test_a_run_trial_cut_short_by_its_scheduler_is_stopped(tmp_path: Path):
+    from hpogrid.client.backends.panda import apply_run_results
+
+    store = Store.create(tmp_path / "store.db", id="4", project="p", backend="panda", mode="min", metric="loss",
+                         remote_id="500004", status="running", settings={"kind": "run"})
+    job = {"hyperparameters": ["x"], "metric": "loss",
+           "result": {"0": {"x": 1, "loss": 2.0, "state": "stopped", "message": "by the scheduler at iteration 1"}}}
+    apply_run_results(store, "running", [{"PandaID": 500004001, "metaData": job}])
+    (point,) = store.points()
+    assert point.state == "stopped" and point.loss == 2.0 and point.message == "by the scheduler at iteration 1"
