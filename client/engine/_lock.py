@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -39,6 +40,10 @@ def driving(folder: Path, campaign_id: object) -> Iterator[None]:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         pid = lock_pid(fd)
+        deadline = time.monotonic() + 2.0
+        while pid is None and time.monotonic() < deadline:  # the winner writes its pid just after taking the lock
+            time.sleep(0.01)
+            pid = lock_pid(fd)
         os.close(fd)
         raise CampaignError(f"campaign {campaign_id} is being driven by pid {pid if pid is not None else '?'}; "
                             f"wait for it to end or stop it with `hpogrid tasks kill {campaign_id}`") from None
