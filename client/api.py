@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from . import campaigns, projects
 from .backends import available, get_backend
-from .backends.base import Backend, Plan, SubmitOptions
+from .backends.base import Backend, Plan, RemoteTask, SubmitOptions
 from .campaigns import parse_range
 from .engine import DEFAULT_TIMEOUT, Progress, check_resumable, driver_alive, summary_lines
 from .errors import CampaignError, HpogridError, NotFoundError, UsageError
@@ -408,8 +408,8 @@ def remote_rows(local: list[TaskRow], filters: TaskFilter) -> tuple[list[TaskRow
     return rows, warnings
 
 
-def _remote_row(backend: str, task: Any) -> TaskRow:
-    """A backend's remote task (a record, or a mapping of ``tasks show`` columns) as a row."""
+def _remote_row(backend: str, task: RemoteTask) -> TaskRow:
+    """A backend's :class:`RemoteTask` as a ``tasks show`` row."""
     fields = task.as_row()
     known = {k: v for k, v in fields.items() if k in TaskRow.__dataclass_fields__}
     return TaskRow(**{**known, "backend": backend})
@@ -524,8 +524,8 @@ def grid_sites(columns: list[str], name: str | None = None, gpu_only: bool = Tru
 # ---- hpogrid local_run ---------------------------------------------------------------------------
 def local_run(project: str, *, ray_address: str | None = None, verbose: bool | None = None,
               cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, num_cpus: int | None = None,
-              overrides: Mapping[str, Any] | None = None, echo: Note = print) -> Any:
-    """Run PROJECT's search here with Ray Tune (a ``local_run`` campaign); returns its result.
+              overrides: Mapping[str, Any] | None = None, echo: Note = print) -> Outcome:
+    """Run PROJECT's search here with Ray Tune (a ``local_run`` campaign); returns its outcome.
 
     Raises :class:`CampaignError` when the campaign failed or every trial failed (after ``echo``
     printed the trials)."""
@@ -533,12 +533,11 @@ def local_run(project: str, *, ray_address: str | None = None, verbose: bool | N
                             gpus_per_trial=gpus_per_trial, num_cpus=num_cpus, echo=echo,
                             overrides=dict(overrides or {}))
     with get_backend("local_run").submit(project, options) as store:
-        c, counts, done = store.campaign(), store.counts(), outcome(store, False)
-    if c["status"] == "failed":
-        raise CampaignError(f"campaign {c['id']} failed: {c['message']}")
-    failed = counts.get("failed", 0)
-    if failed and not counts.get("finished", 0):
-        raise CampaignError(f"campaign {c['id']}: all {failed} trials failed (see the reasons above)")
+        done = outcome(store, False)
+    if done.status == "failed":
+        raise CampaignError(f"campaign {done.campaign_id} failed: {done.message}")
+    if done.failed and not done.finished:
+        raise CampaignError(f"campaign {done.campaign_id}: all {done.failed} trials failed (see the reasons above)")
     return done
 
 

@@ -14,8 +14,6 @@ point back; a running point whose job was lost goes back to ``proposed`` with it
 from __future__ import annotations
 
 import contextlib
-import enum
-import errno
 import functools
 import json
 import math
@@ -30,7 +28,7 @@ from urllib.parse import quote
 
 from hpogrid.common import FAILURE_LOSS
 
-from .errors import HpogridError, NotFoundError
+from .errors import NotFoundError
 from .home import home, registry_path
 from .storage_errors import StorageError, StorageProblem, storage_error, translated
 from .records import (POINT_FINAL, POINT_MOVES, Campaign, CampaignState, Point, PointState, Registered, Round,

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from hpogrid.common import FAILURE_LOSS, metric_of
 
 from .. import campaigns, projects
-from ..errors import CampaignError, GridError
+from ..errors import CampaignError
 from ..grid.auth import voms_nickname
 from ..records import PointState
 from ..store import Store

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hpogrid.common import FAILURE_LOSS, metric_of, read_json_or_none
+from hpogrid.common import metric_of, read_json_or_none
 from hpogrid.evaluator.status import Status
 from hpogrid.steering.program import MAX_POINTS_PER_ROUND
 
