@@ -117,26 +117,20 @@ def normalise(replies: list[Reply]) -> list[dict[str, Any]]:
         item = asdict(reply)
         data = item["data"]
         if reply.call.startswith(("request by id", "request at the end")) and isinstance(data, list):
-            item["data"] = [_without_loading({k: v for k, v in row.items() if k in keep}) for row in data]
+            item["data"] = [{k: v for k, v in row.items() if k in keep} for row in data]
         out.append(item)
     return out
 
 
-def _without_loading(value: Any) -> Any:
-    """iDDS serialises an enum member with its ``__dict__``: ``_loading`` is there or not depending on
-    the server process's history (seen once in CI, not in the recording), never part of the reply's
-    meaning (``_name_``/``_value_`` are)."""
-    if isinstance(value, dict):
-        return {k: _without_loading(v) for k, v in value.items() if k != "_loading"}
-    if isinstance(value, list):
-        return [_without_loading(v) for v in value]
-    return value
+# iDDS serialises an enum member with its ``__dict__``: ``_loading`` is there or not depending on the
+# server process's history (seen once in CI, not in the recording); ``_name_``/``_value_`` carry the meaning
+_NOISE = {"_loading"}
 
 
 def differences(mine: Any, real: Any, path: str = "") -> list[str]:
     """Field by field, with data; NaN equals NaN (iDDS keeps a NaN loss as NaN)."""
     if isinstance(mine, dict) and isinstance(real, dict):
-        mine, real = _without_loading(mine), _without_loading(real)
+        mine, real = ({k: v for k, v in d.items() if k not in _NOISE} for d in (mine, real))
         out = [f"{path}: only in one: {sorted(set(mine) ^ set(real))}"] if set(mine) != set(real) else []
         for key in sorted(set(mine) & set(real)):
             out += differences(mine[key], real[key], f"{path}.{key}")
